@@ -1,0 +1,49 @@
+"""The one place where a ``-gpu`` flag becomes a ``torch.device``."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
+    """Select the compute device.
+
+    ``gpu`` is an id (``0``), a list of ids (the first is used by this process; with torchrun the
+    local rank picks from the list), ``-1`` for the CPU, or ``None`` for automatic: the first GPU if
+    there is one, else the CPU with a one-line notice.
+    """
+    if isinstance(gpu, str):
+        gpu = [int(g) for g in gpu.replace(" ", "").split(",") if g != ""]
+    if isinstance(gpu, (list, tuple)):
+        ids = list(gpu)
+        if not ids:
+            gpu = None
+        else:
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            gpu = ids[local_rank % len(ids)] if ids[0] >= 0 else -1
+    if gpu is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        logger.info("no CUDA device found: running on the CPU")
+        return torch.device("cpu")
+    gpu = int(gpu)
+    if gpu < 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"-gpu {gpu} was requested but CUDA is not available; use -gpu -1 for the CPU")
+    if gpu >= torch.cuda.device_count():
+        raise RuntimeError(f"-gpu {gpu} was requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return torch.device("cuda", gpu)
+
+
+def add_gpu_argument(parser) -> None:
+    """Add the original's ``-gpu`` flag (optional here: absent means automatic)."""
+    parser.add_argument(
+        "-gpu", "--gpu", type=str, default=None,
+        help="GPU id or comma-separated ids; -1 for the CPU; default: first GPU if any, else CPU",
+    )

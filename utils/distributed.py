@@ -1,0 +1,93 @@
+"""DDP helpers for torchrun: process-group set-up, per-rank seeds, rank-0 checks, loss averaging."""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    """Where this process stands in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); nccl on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def cleanup_distributed() -> None:
+    """Leave the process group if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch with ``seed + rank`` (distinct per rank, reproducible)."""
+    s = int(seed) + int(rank)
+    random.seed(s)
+    np.random.seed(s % (2**32))
+    torch.manual_seed(s)
+
+
+def reduce_mean(logs: Mapping[str, torch.Tensor | float], info: DistInfo) -> dict[str, float]:
+    """Average scalar logs over ranks (one all_reduce) and return python floats (one host sync)."""
+    keys = list(logs)
+    if not keys:
+        return {}
+    vals = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32).detach().reshape(()).cpu() for k in keys])
+    if info.enabled:
+        backend = dist.get_backend()
+        if backend == "nccl":
+            vals = vals.to(torch.device("cuda", torch.cuda.current_device()))  # nccl needs device tensors
+        dist.all_reduce(vals, op=dist.ReduceOp.SUM)
+        vals = vals.cpu() / info.world_size
+    return dict(zip(keys, vals.tolist()))
+
+
+def barrier(info: DistInfo) -> None:
+    """Synchronise ranks (no-op without DDP)."""
+    if info.enabled:
+        dist.barrier()
+
+
+def rng_state() -> dict:
+    """All RNG states, for exact resume."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping) -> None:
+    """Restore what :func:`rng_state` saved."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

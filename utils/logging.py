@@ -1,0 +1,116 @@
+"""Run logging: console/file logging on rank 0, a CSV per epoch, and wandb (online/offline/disabled)."""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(run_dir: str | Path | None = None, rank: int = 0, level: int = logging.INFO) -> None:
+    """Log to stderr (rank 0 only; other ranks log warnings) and to ``run_dir/log.txt``."""
+    root = logging.getLogger()
+    root.setLevel(level if rank == 0 else logging.WARNING)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    if not any(getattr(h, "_i2v", False) for h in root.handlers):
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(fmt)
+        h._i2v = True
+        root.addHandler(h)
+    if run_dir is not None and rank == 0:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        path = str(Path(run_dir) / "log.txt")
+        if not any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in root.handlers):
+            fh = logging.FileHandler(path)
+            fh.setFormatter(fmt)
+            root.addHandler(fh)
+
+
+class CSVLogger:
+    """Append one row per epoch to a CSV file; new columns extend the header."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        rows = []
+        if self.path.is_file():
+            with self.path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+        rows.append({k: v for k, v in row.items()})
+        fields: list[str] = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=fields)
+            w.writeheader()
+            w.writerows(rows)
+        os.replace(tmp, self.path)
+
+
+def resolve_wandb_mode(mode: str | None) -> str:
+    """'online'/'offline'/'disabled'; None -> online if a wandb login exists, else disabled."""
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return env
+    if mode is not None:
+        if mode not in ("online", "offline", "disabled"):
+            raise ValueError(f"Logging.mode must be online|offline|disabled, got {mode!r}")
+        if mode == "online" and not _wandb_logged_in():
+            logger.warning("Logging.mode is 'online' but no wandb login was found: logging offline instead")
+            return "offline"
+        return mode
+    return "online" if _wandb_logged_in() else "disabled"
+
+
+def _wandb_logged_in() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path.home() / ".netrc"
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+class RunLogger:
+    """wandb + CSV logging for rank 0; every method is a no-op on other ranks."""
+
+    def __init__(self, run_dir: Path, config: Mapping, is_main: bool = True, name: str = "run"):
+        self.is_main = is_main
+        self.csv = CSVLogger(Path(run_dir) / "metrics.csv")
+        self.wandb = None
+        if not is_main:
+            return
+        log_cfg = config.get("Logging", {})
+        mode = resolve_wandb_mode(log_cfg.get("mode"))
+        if mode != "disabled":
+            try:
+                import wandb
+
+                from utils.config import strip_private
+
+                self.wandb = wandb.init(
+                    project=log_cfg.get("project") or "image2video", entity=log_cfg.get("entity"),
+                    name=name, dir=str(run_dir), mode=mode, config=strip_private(config),
+                )
+            except Exception as exc:
+                logger.warning("wandb could not start (%s); logging to CSV only", exc)
+
+    def log_step(self, logs: Mapping[str, float], step: int) -> None:
+        if self.is_main and self.wandb is not None:
+            self.wandb.log(dict(logs), step=step)
+
+    def log_epoch(self, row: Mapping[str, Any], step: int | None = None) -> None:
+        if not self.is_main:
+            return
+        self.csv.log(row)
+        if self.wandb is not None:
+            self.wandb.log({f"epoch/{k}": v for k, v in row.items()}, step=step)
+
+    def finish(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()

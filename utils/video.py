@@ -1,0 +1,100 @@
+"""Video tensors to uint8 frames, GIF / MP4 / PNG-strip writers."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def to_uint8(video: torch.Tensor) -> np.ndarray:
+    """(…, 3, H, W) in [-1, 1] -> (…, H, W, 3) uint8."""
+    x = ((video.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.movedim(-3, -1).cpu().numpy()
+
+
+def side_by_side(videos: Sequence[torch.Tensor], pad: int = 2) -> torch.Tensor:
+    """Place videos (each (T, 3, H, W) or a start frame (3, H, W), repeated over time) in a row."""
+    T = max(v.shape[0] for v in videos if v.dim() == 4)
+    cols = []
+    for v in videos:
+        v = v.unsqueeze(0).expand(T, *v.shape) if v.dim() == 3 else v
+        if v.shape[0] < T:  # hold the last frame
+            v = torch.cat([v, v[-1:].expand(T - v.shape[0], *v.shape[1:])])
+        cols.append(torch.nn.functional.pad(v, (pad, pad, pad, pad), value=1.0))
+    return torch.cat(cols, dim=-1)
+
+
+def grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Stack rows of equal width (each (T, 3, H, W)) vertically."""
+    return torch.cat(list(rows), dim=-2)
+
+
+def save_gif(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path:
+    """Write (T, 3, H, W) in [-1, 1] as a looping GIF."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimsave(path, list(to_uint8(video)), duration=1000.0 / fps, loop=0)
+    return path
+
+
+def save_mp4(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path | None:
+    """Write (T, 3, H, W) in [-1, 1] as H.264 MP4 (sizes padded to even); None if ffmpeg is missing."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = to_uint8(video)
+    h, w = frames.shape[1:3]
+    frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
+    try:
+        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
+            for f in frames:
+                writer.append_data(f)
+    except Exception as exc:  # imageio-ffmpeg missing or broken
+        logger.warning("could not write %s (%s); GIF and PNG are still written", path, exc)
+        return None
+    return path
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> Path:
+    """Write (3, H, W) in [-1, 1] as PNG."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    imageio.imwrite(path, to_uint8(image))
+    return path
+
+
+def frame_strip(video: torch.Tensor) -> torch.Tensor:
+    """(T, 3, H, W) -> (3, H, T*W): all frames left to right."""
+    return torch.cat(list(video), dim=-1)
+
+
+def read_video(path: str | Path) -> torch.Tensor:
+    """Read a GIF/MP4 file or a folder of frames as (T, 3, H, W) in [-1, 1]."""
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    if path.is_dir():
+        from natsort import natsorted
+
+        files = natsorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if not files:
+            raise FileNotFoundError(f"no frames (png/jpg) in {path}")
+        frames = [np.asarray(imageio.imread(f))[..., :3] for f in files]
+    elif path.is_file():
+        frames = [np.asarray(f)[..., :3] for f in imageio.mimread(path, memtest=False)]
+    else:
+        raise FileNotFoundError(f"video not found: {path}")
+    arr = np.stack(frames)
+    if arr.ndim == 3:  # greyscale
+        arr = np.repeat(arr[..., None], 3, axis=-1)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
