@@ -16,14 +16,11 @@ Parameter and buffer names follow the reference so released state dicts load unc
 """
 from __future__ import annotations
 
-import logging
 import math
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
-
-logger = logging.getLogger(__name__)
 
 LEAKY_RELU_SLOPE = 0.9
 
@@ -98,16 +95,14 @@ class InvLeakyReLU(InvertibleModule):
 
 
 class BasicFullyConnectedNet(nn.Module):
-    """MLP ``Linear -> LeakyReLU -> depth x [Linear -> LeakyReLU] -> Linear`` (optional final tanh)."""
+    """MLP ``Linear -> LeakyReLU -> depth x [Linear -> LeakyReLU] -> Linear`` (LeakyReLU slope 0.01)."""
 
-    def __init__(self, dim: int, depth: int, hidden_dim: int, out_dim: int, use_tanh: bool = False) -> None:
+    def __init__(self, dim: int, depth: int, hidden_dim: int, out_dim: int) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Linear(dim, hidden_dim), nn.LeakyReLU()]
         for _ in range(depth):
             layers += [nn.Linear(hidden_dim, hidden_dim), nn.LeakyReLU()]
         layers.append(nn.Linear(hidden_dim, out_dim))
-        if use_tanh:
-            layers.append(nn.Tanh())
         self.main = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -120,7 +115,7 @@ class ConditionalDoubleVectorCoupling(InvertibleModule):
     Forward, with ``x = (a, b)``: ``b' = b * exp(s0(h(a))) + t0(h(a))``, then
     ``a' = a * exp(s1(h(b'))) + t1(h(b'))``; output ``(b', a')`` (the swap is kept).
     ``h(u) = concat(u, cond)``, or ``cond`` alone when ``cond_only`` (the control variant).
-    ``s`` ends with a tanh (as the reference's ``use_tanh=True``; confirmed by the golden fixture).
+    ``s`` is unbounded (no tanh on the scale): the golden fixture of the reference matches only without one.
     """
 
     def __init__(self, in_channels: int, cond_channels: int, hidden_dim: int, depth: int,
@@ -132,9 +127,9 @@ class ConditionalDoubleVectorCoupling(InvertibleModule):
         self.cond_only = cond_only
         net_in = cond_channels if cond_only else half + cond_channels
         self.s = nn.ModuleList(
-            [BasicFullyConnectedNet(net_in, depth, hidden_dim, half, use_tanh=True) for _ in range(2)])
+            [BasicFullyConnectedNet(net_in, depth, hidden_dim, half) for _ in range(2)])
         self.t = nn.ModuleList(
-            [BasicFullyConnectedNet(net_in, depth, hidden_dim, half, use_tanh=False) for _ in range(2)])
+            [BasicFullyConnectedNet(net_in, depth, hidden_dim, half) for _ in range(2)])
 
     def _conditioner_input(self, x_a: Tensor, cond: Tensor) -> Tensor:
         return cond if self.cond_only else torch.cat((x_a, cond), dim=1)  # (B, C/2 + D) or (B, D)
