@@ -69,6 +69,7 @@ def _data_schema() -> dict:
         "reverse": False,
         "test_size": None,
         "split_dir": None,  # folder with the split lists (landscape/iPER); default: the packaged lists
+        "crop_margin": None,  # train crop margin; None -> 16 for landscape/DTDB, 0 otherwise
         "Augmentation": _augmentation_schema(),
     }
 

@@ -60,3 +60,14 @@ def start_run_from_config(config: dict, gpu=None, config_name: str = "config.yam
         save_config(config, run_dir / config_name)  # released layout name
         logger.info("run folder %s on %s (world size %d)", run_dir, device, info.world_size)
     return RunContext(config, device, info, run_dir, RunLogger(run_dir, config, info.is_main, tr["savename"]))
+
+
+def run_training(argv: Sequence[str] | None, schema: str, description: str, trainer_cls) -> dict:
+    """Entry-point body shared by the three ``main.py``: start the run, fit, leave the process group."""
+    from utils.distributed import cleanup_distributed
+
+    ctx = start_run(argv, schema, description)
+    try:
+        return trainer_cls(ctx).fit()
+    finally:
+        cleanup_distributed()

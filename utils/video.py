@@ -17,21 +17,26 @@ def to_uint8(video: torch.Tensor) -> np.ndarray:
     return x.movedim(-3, -1).cpu().numpy()
 
 
+def _hold(v: torch.Tensor, T: int) -> torch.Tensor:
+    """A frame (3, H, W) repeated, or a video (t, 3, H, W) whose last frame is held, to T frames."""
+    if v.dim() == 3:
+        return v.unsqueeze(0).expand(T, *v.shape)
+    if v.shape[0] < T:
+        return torch.cat([v, v[-1:].expand(T - v.shape[0], *v.shape[1:])])
+    return v
+
+
 def side_by_side(videos: Sequence[torch.Tensor], pad: int = 2) -> torch.Tensor:
     """Place videos (each (T, 3, H, W) or a start frame (3, H, W), repeated over time) in a row."""
-    T = max(v.shape[0] for v in videos if v.dim() == 4)
-    cols = []
-    for v in videos:
-        v = v.unsqueeze(0).expand(T, *v.shape) if v.dim() == 3 else v
-        if v.shape[0] < T:  # hold the last frame
-            v = torch.cat([v, v[-1:].expand(T - v.shape[0], *v.shape[1:])])
-        cols.append(torch.nn.functional.pad(v, (pad, pad, pad, pad), value=1.0))
+    T = max([v.shape[0] for v in videos if v.dim() == 4] or [1])
+    cols = [torch.nn.functional.pad(_hold(v, T), (pad, pad, pad, pad), value=1.0) for v in videos]
     return torch.cat(cols, dim=-1)
 
 
 def grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Stack rows of equal width (each (T, 3, H, W)) vertically."""
-    return torch.cat(list(rows), dim=-2)
+    """Stack rows of equal width (each (T, 3, H, W)) vertically; shorter rows hold their last frame."""
+    T = max(r.shape[0] for r in rows)
+    return torch.cat([_hold(r, T) for r in rows], dim=-2)
 
 
 def save_gif(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path:

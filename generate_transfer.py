@@ -1,0 +1,98 @@
+"""Transfer motion between videos: ``python generate_transfer.py -dataset landscape -gpu 0``.
+
+Each folder in ``assets/GT_samples/<dataset>/transfer/`` (or ``-videos DIR``) is a query video (frames,
+GIF or MP4). Its motion, encoded by stage 1 and mapped to the residual space by the cINN, is put on the
+start frames of the other query videos (or of ``-images DIR``). Writes ``transfer_<query>.gif`` per
+query: top row the query video and the target start frames, bottom row the query start frame and the
+transferred videos.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from utils.device import add_gpu_argument, get_device
+from utils.inference import (
+    REPO_ROOT, canonical_dataset, default_image_dir, default_model_dir, list_images, load_pipeline_or_exit,
+    read_images, str2bool,
+)
+from utils.logging import setup_logging
+from utils.video import grid, read_video, save_gif, save_mp4, side_by_side
+
+logger = logging.getLogger("generate_transfer")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-dataset", required=True, help="landscape | bair | iPER | DTDB | demo")
+    add_gpu_argument(p)
+    p.add_argument("-seq_length", type=int, default=16)
+    p.add_argument("-texture", default=None)
+    p.add_argument("-ckpt_path", "-chkpt", default=None, help="model folder with config_stage2.yaml and cINN.pth")
+    p.add_argument("-videos", default=None, help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
+    p.add_argument("-images", default=None, help="folder of target start frames (default: the queries' first frames)")
+    p.add_argument("-n_targets", type=int, default=5, help="target start frames per query")
+    p.add_argument("-use_mean", type=str2bool, default=True, help="encode the query with the posterior mean")
+    p.add_argument("-out", default=None, help="output folder (default: assets/results/<dataset>/transfer)")
+    p.add_argument("-fps", type=float, default=3.0)
+    return p.parse_args(argv)
+
+
+def list_videos(folder: Path) -> list[Path]:
+    """Sub-folders of frames, GIFs and MP4s in ``folder`` (naturally sorted)."""
+    from natsort import natsorted
+
+    if not folder.is_dir():
+        raise SystemExit(f"video folder not found: {folder.resolve()}")
+    vids = [p for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in (".gif", ".mp4")]
+    if not vids:
+        raise SystemExit(f"no query videos (frame folders, .gif, .mp4) in {folder.resolve()}")
+    return natsorted(vids, key=lambda p: p.name)
+
+
+def load_query(path: Path, size: int, n_frames: int) -> torch.Tensor:
+    """The first ``n_frames`` frames of a video, resized: (1, n_frames, 3, size, size)."""
+    v = read_video(path)
+    if v.shape[0] < n_frames:
+        raise SystemExit(f"query video {path} has {v.shape[0]} frames; transfer needs {n_frames}")
+    v = F.interpolate(v[:n_frames], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return v.clamp(-1, 1).unsqueeze(0)
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    args = parse_args(argv)
+    setup_logging()
+    dataset = canonical_dataset(args.dataset)
+    device = get_device(args.gpu)
+    model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir(dataset, args.texture)
+    video_dir = Path(args.videos) if args.videos else default_image_dir(
+        "landscape" if dataset == "demo" else dataset, args.texture) / "transfer"
+    queries = list_videos(video_dir)
+    pipe = load_pipeline_or_exit(model_dir, device)
+    n = pipe.frames_per_pass + 1
+    clips = {q.name: load_query(q, pipe.img_size, n) for q in queries}
+    out = Path(args.out) if args.out else REPO_ROOT / "assets" / "results" / dataset / "transfer"
+    written = []
+    for name, query in clips.items():
+        if args.images:
+            targets = read_images(list_images(args.images), pipe.img_size)[: args.n_targets]
+        else:
+            targets = torch.stack([c[0, 0] for k, c in clips.items() if k != name][: args.n_targets])
+        moved = pipe.transfer(query, targets, args.seq_length, use_mean=args.use_mean).cpu()
+        top = side_by_side([query[0, 1:], *targets])
+        bottom = side_by_side([query[0, 0], *moved])
+        video = grid([top, bottom])
+        written.append(save_gif(video, out / f"transfer_{name}.gif", fps=args.fps))
+        save_mp4(video, out / f"transfer_{name}.mp4", fps=args.fps)
+    logger.info("wrote %d transfer GIFs to %s", len(written), out)
+    return written
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,236 @@
+"""Stage-1 training: the video VAE-GAN (encoder, SPADE/AdaIN generator, temporal and patch discriminators)."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data import get_dataset, make_loader
+from stage1_VAE.modules import build_stage1
+from stage1_VAE.modules.losses import Stage1Loss, make_lpips
+from utils.amp import autocast, make_scaler
+from utils.checkpoint import find_checkpoint
+from utils.distributed import barrier, reduce_mean
+from utils.run import RunContext
+from utils.trainer import (
+    MeanTracker, all_finite, current_rng, epoch_iter, is_better, load_training_state, n_steps, psnr,
+    restore_rng, save_training_state, ssim, wrap_model,
+)
+from utils.video import grid, save_gif, save_mp4, side_by_side
+
+logger = logging.getLogger(__name__)
+
+CKPT_NAMES = {"GEN": "decoder", "ENC": "encoder", "DISC_t": "disc_t", "DISC_s": "disc_s"}
+
+
+class Stage1Trainer:
+    """Owns the stage-1 networks, optimisers, schedulers and the train/validate/checkpoint cycle."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx = ctx
+        cfg, tr = ctx.config, ctx.config["Training"]
+        self.tr = tr
+        self.device = ctx.device
+        nets = build_stage1(cfg)
+        self.perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"]).to(self.device).eval()
+        for p in self.perceptual.parameters():
+            p.requires_grad_(False)
+        wrap = lambda m: wrap_model(m, self.device, ctx.dist, tr["compile"])  # noqa: E731
+        self.encoder, self.decoder = wrap(nets["encoder"]), wrap(nets["decoder"])
+        self.disc_t, self.disc_s = wrap(nets["disc_t"]), wrap(nets["disc_s"])
+        self.loss = Stage1Loss(self.disc_t, self.disc_s, self.perceptual, tr).to(self.device)
+        adam = dict(lr=tr["lr"], betas=(0.5, 0.9), weight_decay=tr["weight_decay"])
+        gen_params = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        self.opt_g = torch.optim.Adam(gen_params, **adam)
+        self.opt_dt = torch.optim.Adam(self.disc_t.parameters(), **adam)
+        self.opt_ds = torch.optim.Adam(self.disc_s.parameters(), **adam)
+        exp = lambda o: torch.optim.lr_scheduler.ExponentialLR(o, gamma=tr["lr_gamma"])  # noqa: E731
+        self.sched_g, self.sched_dt, self.sched_ds = exp(self.opt_g), exp(self.opt_dt), exp(self.opt_ds)
+        self.scaler = make_scaler(self.device, tr["amp"])
+        self.start_epoch, self.step, self.best = 0, 0, None
+        bs_eval = tr["bs_eval"] or tr["bs"]
+        self.train_loader = make_loader(
+            get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
+            distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True,
+        )
+        self.eval_loader = make_loader(
+            get_dataset(cfg, "eval"), bs_eval, shuffle=False, workers=tr["workers"],
+            distributed=False, seed=tr["seed"], drop_last=False,
+        )
+        self.fvd = _make_fvd(cfg, self.device)
+        if tr["reload_path"]:
+            self.resume(Path(tr["reload_path"]))
+
+    # ------------------------------------------------------------------ checkpoints
+    def _parts(self):
+        return {
+            "GEN": (self.decoder, self.opt_g, self.sched_g),
+            "ENC": (self.encoder, self.opt_g, self.sched_g),
+            "DISC_t": (self.disc_t, self.opt_dt, self.sched_dt),
+            "DISC_s": (self.disc_s, self.opt_ds, self.sched_ds),
+        }
+
+    def save(self, epoch: int) -> None:
+        """Write ``latest_checkpoint_{GEN,ENC,DISC_t,DISC_s}.pth`` atomically (rank 0)."""
+        if not self.ctx.dist.is_main:
+            return
+        extra = {"rng": current_rng(), "step": self.step, "best": self.best}
+        for name, (model, opt, sched) in self._parts().items():
+            save_training_state(self.ctx.run_dir / f"latest_checkpoint_{name}.pth", epoch, model, opt, sched,
+                                **(extra if name == "GEN" else {}))
+
+    def save_best(self, epoch: int) -> None:
+        if not self.ctx.dist.is_main:
+            return
+        for name in ("GEN", "ENC"):
+            model, opt, sched = self._parts()[name]
+            save_training_state(self.ctx.run_dir / f"best_PFVD_{name}.pth", epoch, model, opt, sched)
+
+    def resume(self, folder: Path) -> None:
+        """Continue exactly where ``latest_checkpoint_*`` in ``folder`` stopped (epoch, optimisers,
+        schedulers, RNG). Each discriminator gets its own scheduler back (the original loaded the D_s
+        scheduler into the D_t one)."""
+        ckpt = None
+        for name, (model, opt, sched) in self._parts().items():
+            path = find_checkpoint(folder / f"latest_checkpoint_{name}")
+            if path is None:
+                raise FileNotFoundError(f"cannot resume: {folder / f'latest_checkpoint_{name}.pth'} is missing")
+            c = load_training_state(path, model, opt, sched, map_location=self.device)
+            ckpt = c if name == "GEN" else ckpt
+        self.start_epoch = ckpt["epoch"] + 1
+        self.step = ckpt.get("step", 0)
+        self.best = ckpt.get("best")
+        restore_rng(ckpt)
+        logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
+
+    # ------------------------------------------------------------------ training
+    def train_step(self, seq: torch.Tensor, epoch: int) -> dict:
+        """One iteration: discriminator updates (from epoch ``pretrain``), then encoder+decoder."""
+        tr = self.tr
+        x0, x = seq[:, 0], seq[:, 1:]  # (B, 3, H, W), (B, T, 3, H, W)
+        with autocast(self.device, tr["amp"]):
+            z, mu, logvar = self.encoder(x)
+            x_hat = self.decoder(x0, z)  # (B, T, 3, H, W)
+        idx = self.loss.sample_indices(x.shape[0], x.shape[1], x.device)
+        logs = {}
+        if epoch >= tr["pretrain"]:
+            with autocast(self.device, tr["amp"]):
+                d_loss, d_logs = self.loss.disc_step(x, x_hat.detach(), epoch, idx)
+            self.opt_dt.zero_grad(set_to_none=True)
+            self.opt_ds.zero_grad(set_to_none=True)
+            self.scaler.scale(d_loss).backward()
+            for opt in (self.opt_dt, self.opt_ds):
+                self.scaler.step(opt)
+            logs.update(d_logs)
+        with autocast(self.device, tr["amp"]):
+            g_loss, g_logs = self.loss.gen_loss(x, x_hat, mu, logvar, epoch, idx)
+        self.opt_g.zero_grad(set_to_none=True)
+        self.scaler.scale(g_loss).backward()
+        if tr["grad_clip"]:
+            self.scaler.unscale_(self.opt_g)
+            torch.nn.utils.clip_grad_norm_(
+                list(self.encoder.parameters()) + list(self.decoder.parameters()), tr["grad_clip"])
+        self.scaler.step(self.opt_g)
+        self.scaler.update()
+        logs.update(g_logs)
+        return logs
+
+    def train_epoch(self, epoch: int) -> dict:
+        for m in (self.encoder, self.decoder, self.disc_t, self.disc_s):
+            m.train()
+        tracker = MeanTracker()
+        max_steps = self.tr["max_steps_per_epoch"]
+        bar = tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
+                   desc=f"stage1 epoch {epoch}", disable=not self.ctx.dist.is_main, leave=False)
+        for batch in bar:
+            seq = batch["seq"].to(self.device, non_blocking=True)
+            logs = self.train_step(seq, epoch)
+            tracker.add(logs)
+            self.step += 1
+            if self.step % self.tr["verbose_idx"] == 0:
+                if not all_finite(*[torch.as_tensor(v) for v in logs.values()]):
+                    raise FloatingPointError(f"non-finite stage-1 loss at step {self.step}: {logs}")
+                shown = reduce_mean(logs, self.ctx.dist)
+                self.ctx.log.log_step({f"train/{k}": v for k, v in shown.items()}, self.step)
+                bar.set_postfix(loss=f"{shown.get('loss', float('nan')):.3f}")
+        if epoch >= self.tr["pretrain"]:
+            self.sched_dt.step()
+            self.sched_ds.step()
+        self.sched_g.step()
+        return {f"train_{k}": v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict:
+        """L1, LPIPS, KL, PSNR, SSIM of reconstructions on the eval split, and (P)FVD when available."""
+        self.encoder.eval()
+        self.decoder.eval()
+        tracker, reals, fakes, shown = MeanTracker(), [], [], None
+        max_b = self.tr["max_eval_batches"]
+        for batch in tqdm(epoch_iter(self.eval_loader, 0, max_b), total=n_steps(self.eval_loader, max_b),
+                          desc="stage1 validation", disable=not self.ctx.dist.is_main, leave=False):
+            seq = batch["seq"].to(self.device)
+            x0, x = seq[:, 0], seq[:, 1:]
+            with autocast(self.device, self.tr["amp"]):
+                _, mu, logvar = self.encoder(x)
+                x_hat = self.decoder(x0, mu).float()
+            lp = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()
+            kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+            tracker.add({"L1": (x - x_hat).abs().mean(), "LPIPS": lp, "KL": kl,
+                         "PSNR": psnr(x, x_hat), "SSIM": ssim(x, x_hat)})
+            if self.fvd is not None:
+                reals.append(self.fvd.features(x))
+                fakes.append(self.fvd.features(x_hat))
+            shown = shown if shown is not None else (seq[:4].cpu(), x_hat[:4].cpu())
+        out = {k: float(v) for k, v in tracker.mean().items()}
+        if self.fvd is not None and reals:
+            out[self.fvd.name] = self.fvd.distance(torch.cat(reals), torch.cat(fakes))
+        if shown is not None and self.tr["save_media"] and self.ctx.dist.is_main:
+            self.write_media(epoch, *shown)
+        return out
+
+    def write_media(self, epoch: int, seq: torch.Tensor, x_hat: torch.Tensor) -> None:
+        """GIF + MP4: per row the real video and its reconstruction side by side."""
+        rows = [side_by_side([s[1:], r]) for s, r in zip(seq, x_hat)]
+        video = grid(rows)
+        save_gif(video, self.ctx.run_dir / "media" / f"reconstruction_epoch{epoch:03d}.gif", fps=4)
+        save_mp4(video, self.ctx.run_dir / "media" / f"reconstruction_epoch{epoch:03d}.mp4", fps=4)
+
+    def fit(self) -> dict:
+        """Train for ``n_epochs`` (from the resume point), validating and checkpointing each epoch."""
+        metrics: dict = {}
+        key = self.fvd.name if self.fvd is not None else "L1+LPIPS"
+        if self.fvd is None:
+            logger.warning("no I3D weights for the per-epoch FVD: 'best' checkpoints are selected by validation "
+                           "L1 + LPIPS instead")
+        for epoch in range(self.start_epoch, self.tr["n_epochs"]):
+            train_logs = self.train_epoch(epoch)
+            metrics = self.validate(epoch) if self.ctx.dist.is_main else {}
+            if self.ctx.dist.is_main:
+                score = metrics[key] if key in metrics else metrics["L1"] + metrics["LPIPS"]
+                if is_better(score, self.best):
+                    self.best = score
+                    self.save_best(epoch)
+                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, "best": self.best}
+                self.ctx.log.log_epoch(row, self.step)
+                logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                                                                 if isinstance(v, float)))
+            self.save(epoch)
+            barrier(self.ctx.dist)
+        self.ctx.log.finish()
+        return metrics
+
+
+def _make_fvd(cfg: dict, device: torch.device):
+    """The per-epoch FVD of reconstructions (PFVD or DTFVD); None when weights are absent or disabled."""
+    kind = str(cfg["Training"]["FVD"]).upper()
+    if kind in ("NONE", "FALSE", ""):
+        return None
+    try:
+        from metrics.fvd import TrainingFVD
+
+        return TrainingFVD(kind, device, cfg["Training"]["i3d_weights"])
+    except (FileNotFoundError, ImportError) as exc:
+        logger.warning("per-epoch %s disabled: %s", kind, exc)
+        return None

@@ -1,0 +1,146 @@
+"""Inference API: load a released (or self-trained) model folder, sample videos, transfer motion.
+
+>>> from stage2_cINN.pipeline import load_model
+>>> pipe = load_model("models/landscape/stage2", device="cuda")
+>>> videos = pipe.sample(x0, seq_length=16)            # x0: (B, 3, H, W) in [-1, 1]
+>>> moved = pipe.transfer(query, x0, use_mean=True)    # query: (1, T, 3, H, W)
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stage2_cINN.loading import LAYOUT, MissingFilesError, check_files, load_conditioner, load_first_stage
+from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
+from utils.config import load_config
+
+logger = logging.getLogger(__name__)
+
+
+class Pipeline:
+    """Frozen stage-1 encoder/decoder, AE conditioner and cINN, in eval mode, without gradients."""
+
+    def __init__(self, flow, decoder, encoder, conditioner, config: dict, config_stage1: dict,
+                 device: torch.device):
+        self.flow, self.decoder, self.encoder, self.conditioner = flow, decoder, encoder, conditioner
+        self.config, self.config_stage1 = config, config_stage1
+        self.device = torch.device(device)
+        self.control = bool(config["Training"].get("control", False))
+        self.z_dim = int(config_stage1["Decoder"]["z_dim"])
+        self.img_size = int(config_stage1["Data"]["img_size"])
+        self.frames_per_pass = _frames_per_pass(config_stage1)
+
+    # ------------------------------------------------------------------ helpers
+    def _prep(self, x0: torch.Tensor) -> torch.Tensor:
+        x0 = x0.to(self.device, torch.float32)
+        if x0.dim() != 4 or x0.shape[1] != 3:
+            raise ValueError(f"start frames must be (B, 3, H, W), got {tuple(x0.shape)}")
+        if x0.shape[-2:] != (self.img_size, self.img_size):
+            x0 = F.interpolate(x0, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
+        return x0
+
+    @torch.no_grad()
+    def embed(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The cINN condition: the AE's mean embedding of x0 (+ the 30-d endpoint code with control)."""
+        emb = self.conditioner.embed(self._prep(x0))  # (B, emb_dim)
+        if self.control:
+            from stage2_cINN.modules.control import endpoint_to_onehot
+
+            if cond is None:
+                raise ValueError("this model is conditioned on the end-effector position: pass cond (B, 3)")
+            cond = cond.to(self.device, torch.float32).reshape(emb.shape[0], -1)
+            emb = torch.cat([emb, endpoint_to_onehot(cond)], dim=1)  # (B, emb_dim + 30)
+        elif cond is not None:
+            raise ValueError("cond was given but this model has no control (Training.control is False)")
+        return emb
+
+    @torch.no_grad()
+    def decode(self, x0: torch.Tensor, z: torch.Tensor, seq_length: int = 16) -> torch.Tensor:
+        """G(x0, z); for more frames than one pass yields, G is re-applied from the last generated frame
+        with the same z, and the result is cut along time (the original cut the batch)."""
+        x0 = self._prep(x0)
+        z = z.to(self.device, torch.float32)
+        parts, start, total = [], x0, 0
+        while total < seq_length:
+            video = self.decoder(start, z)  # (B, T, 3, H, W)
+            parts.append(video)
+            total += video.shape[1]
+            start = video[:, -1]
+        return torch.cat(parts, dim=1)[:, :seq_length]
+
+    # ------------------------------------------------------------------ public API
+    @torch.no_grad()
+    def sample(self, x0: torch.Tensor, seq_length: int = 16, residual: torch.Tensor | None = None,
+               cond: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Videos (B, seq_length, 3, H, W) in [-1, 1] from start frames x0 (B, 3, H, W) in [-1, 1].
+
+        ``residual`` (B, z_dim) fixes the noise; ``cond`` (B, 3) is the BAIR end-effector position.
+        """
+        x0 = self._prep(x0)
+        emb = self.embed(x0, cond)
+        if residual is None:
+            residual = torch.randn(x0.shape[0], self.z_dim, generator=generator,
+                                   device=generator.device if generator is not None else "cpu")
+        residual = residual.to(self.device, torch.float32)
+        z = self.flow.reverse(residual, emb)  # (B, z_dim)
+        return self.decode(x0, z, seq_length)
+
+    @torch.no_grad()
+    def transfer(self, query: torch.Tensor, x0: torch.Tensor, seq_length: int = 16,
+                 use_mean: bool = False) -> torch.Tensor:
+        """Put the motion of ``query`` (1, T, 3, H, W; frame 0 its start frame) on every start frame of
+        ``x0`` (B, 3, H, W): z_q ~ q(z|query[1:]), eps = INN(z_q | x0_q), z' = INN^-1(eps | x0)."""
+        if self.control:
+            raise ValueError("motion transfer is defined for models without control")
+        query = query.to(self.device, torch.float32)
+        if query.dim() == 4:
+            query = query.unsqueeze(0)
+        n = self.frames_per_pass
+        if query.shape[1] < n + 1:
+            raise ValueError(f"the query video needs at least {n + 1} frames (start frame + {n}), got {query.shape[1]}")
+        q = query[:, : n + 1]
+        if q.shape[-2:] != (self.img_size, self.img_size):
+            q = F.interpolate(q.flatten(0, 1), size=(self.img_size,) * 2, mode="bilinear",
+                              align_corners=False).unflatten(0, q.shape[:2])
+        z_sample, mu, _ = self.encoder(q[:, 1:])  # (1, z_dim)
+        z_q = mu if use_mean else z_sample
+        eps, _ = self.flow(z_q, self.embed(q[:, 0]))  # (1, z_dim)
+        x0 = self._prep(x0)
+        z = self.flow.reverse(eps.expand(x0.shape[0], -1), self.embed(x0))
+        return self.decode(x0, z, seq_length)
+
+
+def _frames_per_pass(cfg1: dict) -> int:
+    """Frames the generator makes per pass: 4 doublings of T=1 (x2 x2 x2 and upsample_t) -> 16."""
+    t = 8
+    for u in cfg1["Decoder"]["upsample_t"]:
+        t *= int(u)
+    return t
+
+
+def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pipeline:
+    """Load a model folder holding ``config_stage2.yaml`` and ``cINN.pth`` and the frozen models it
+    points to. Every missing file is reported by full path in one error, with the expected layout."""
+    from stage2_cINN.modules import build_cinn
+
+    device = torch.device(device)
+    folder = Path(ckpt_path)
+    cfg_path = folder / "config_stage2.yaml"
+    if not cfg_path.is_file():
+        raise MissingFilesError(
+            f"missing model files:\n  {cfg_path.resolve()}\n  {(folder / 'cINN.pth').resolve()}\n{LAYOUT}")
+    config = load_config(cfg_path, "cinn")
+    cinn_file = find_checkpoint(folder / "cINN")
+    check_files(config, extra=[] if cinn_file else [folder.resolve() / "cINN.pth"])
+    first = load_first_stage(config, device)
+    conditioner, _ = load_conditioner(config, device)
+    flow = build_cinn(config, int(first["config"]["Decoder"]["z_dim"]))
+    flow.load_state_dict(state_dict_of(load_checkpoint(cinn_file, map_location="cpu")))
+    flow = flow.to(device).eval()
+    for p in flow.parameters():
+        p.requires_grad_(False)
+    logger.info("loaded model from %s on %s", folder, device)
+    return Pipeline(flow, first["decoder"], first["encoder"], conditioner, config, first["config"], device)

@@ -1,0 +1,158 @@
+"""Stage-2 training: the conditional INN between stage-1 latents and N(0, I), given the start frame."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data import get_dataset, make_loader
+from stage2_cINN.loading import check_files, load_conditioner, load_first_stage
+from stage2_cINN.modules import build_cinn
+from stage2_cINN.modules.control import endpoint_to_onehot
+from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
+from utils.checkpoint import atomic_save, find_checkpoint
+from utils.distributed import barrier, reduce_mean
+from utils.run import RunContext
+from utils.trainer import (
+    MeanTracker, current_rng, epoch_iter, is_better, load_training_state, n_steps, restore_rng,
+    save_training_state, sync_initialised_params, wrap_model,
+)
+from utils.video import grid, save_gif, side_by_side
+
+logger = logging.getLogger(__name__)
+
+
+class CINNTrainer:
+    """Trains the cINN on posterior samples of the frozen stage-1 encoder, conditioned on the frozen AE
+    embedding of x0 (+ the end-effector code with control). The flow is kept in fp32."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx, cfg = ctx, ctx.config
+        self.tr = tr = cfg["Training"]
+        self.device = ctx.device
+        self.control = bool(tr["control"])
+        check_files(cfg)
+        first = load_first_stage(cfg, self.device)
+        self.encoder, self.decoder = first["encoder"], first["decoder"]
+        self.conditioner, _ = load_conditioner(cfg, self.device)
+        self.z_dim = int(first["config"]["Decoder"]["z_dim"])
+        self.flow = build_cinn(cfg, self.z_dim).to(self.device)
+        self.opt = torch.optim.Adam(self.flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
+                                    weight_decay=tr["weight_decay"], amsgrad=tr["amsgrad"])
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=tr["step_size"], gamma=tr["gamma"])
+        self.guard = NonFiniteGuard(tr["max_nonfinite"])
+        self.start_epoch, self.step, self.best = 0, 0, None
+        self.train_loader = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
+                                        distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True)
+        self.eval_loader = make_loader(get_dataset(cfg, "eval"), tr["bs_eval"] or tr["bs"], shuffle=False,
+                                       workers=tr["workers"], distributed=False, seed=tr["seed"], drop_last=False)
+        from stage1_VAE.trainer import _make_fvd
+
+        self.fvd = _make_fvd(cfg, self.device) if tr["fvd_samples"] else None
+        if tr["reload_path"]:
+            self.resume(Path(tr["reload_path"]))
+        elif ctx.dist.enabled:  # data-dependent ActNorm init on rank 0's data, then identical weights everywhere
+            with torch.no_grad():
+                self.flow.train()
+                self.flow(*self.targets(next(iter(self.train_loader))))
+            sync_initialised_params(self.flow, ctx.dist)
+        self.model = wrap_model(self.flow, self.device, ctx.dist, tr["compile"])
+
+    @torch.no_grad()
+    def targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z ~ q(z | x_1:16), condition) for a batch; frozen networks, no gradients."""
+        seq = batch["seq"].to(self.device, non_blocking=True)
+        z, _, _ = self.encoder(seq[:, 1:])  # (B, z_dim): a posterior sample, as in the original
+        emb = self.conditioner.embed(seq[:, 0])  # (B, emb_dim): the mean embedding of x0
+        if self.control:
+            emb = torch.cat([emb, endpoint_to_onehot(batch["cond"].to(self.device))], dim=1)
+        return z, emb
+
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        tracker = MeanTracker()
+        max_steps = self.tr["max_steps_per_epoch"]
+        for batch in tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
+                          desc=f"cINN epoch {epoch}", disable=not self.ctx.dist.is_main, leave=False):
+            z, emb = self.targets(batch)
+            eps, logdet = self.model(z, emb)
+            loss = nll_loss(eps, logdet)
+            if not self.guard.check(loss):  # NaN/Inf: skip the update (logged; raises after too many in a row)
+                continue
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.tr["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(self.flow.parameters(), self.tr["grad_clip"])
+            self.opt.step()
+            self.step += 1
+            logs = {"nll": loss.detach(), "logdet": logdet.detach().mean()}
+            tracker.add(logs)
+            if self.step % self.tr["verbose_idx"] == 0:
+                self.ctx.log.log_step({f"train/{k}": v for k, v in reduce_mean(logs, self.ctx.dist).items()}, self.step)
+        self.sched.step()
+        out = {f"train_{k}": v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
+        out["skipped_steps"] = self.guard.total_skipped
+        return out
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict:
+        """Eval NLL, and FVD of prior samples G(x0, INN^-1(eps | x0)) against the real clips."""
+        self.flow.eval()
+        tracker, reals, fakes, shown = MeanTracker(), [], [], None
+        max_b = self.tr["max_eval_batches"]
+        for batch in tqdm(epoch_iter(self.eval_loader, 0, max_b), total=n_steps(self.eval_loader, max_b),
+                          desc="cINN validation", disable=not self.ctx.dist.is_main, leave=False):
+            z, emb = self.targets(batch)
+            eps, logdet = self.flow(z, emb)
+            tracker.add({"nll": nll_loss(eps, logdet)})
+            if self.fvd is not None or shown is None:
+                seq = batch["seq"].to(self.device)
+                fake = self.decoder(seq[:, 0], self.flow.reverse(torch.randn_like(z), emb))
+                if self.fvd is not None:
+                    reals.append(self.fvd.features(seq[:, 1:]))
+                    fakes.append(self.fvd.features(fake))
+                shown = shown if shown is not None else (seq[:4].cpu(), fake[:4].cpu())
+        out = {k: float(v) for k, v in tracker.mean().items()}
+        if self.fvd is not None and reals:
+            out[self.fvd.name] = self.fvd.distance(torch.cat(reals), torch.cat(fakes))
+        if shown is not None and self.tr["save_media"]:
+            seq, fake = shown
+            video = grid([side_by_side([s[1:], f]) for s, f in zip(seq, fake)])
+            save_gif(video, self.ctx.run_dir / "media" / f"samples_epoch{epoch:03d}.gif", fps=4)
+        return out
+
+    def save(self, epoch: int, best: bool) -> None:
+        if not self.ctx.dist.is_main:
+            return
+        if best:  # the released format: only the flow
+            atomic_save({"state_dict": self.flow.state_dict()}, self.ctx.run_dir / "cINN.pth")
+        save_training_state(self.ctx.run_dir / "latest_checkpoint_cINN.pth", epoch, self.flow, self.opt, self.sched,
+                            rng=current_rng(), step=self.step, best=self.best)
+
+    def resume(self, folder: Path) -> None:
+        path = find_checkpoint(folder / "latest_checkpoint_cINN")
+        if path is None:
+            raise FileNotFoundError(f"cannot resume: {folder / 'latest_checkpoint_cINN.pth'} is missing")
+        ckpt = load_training_state(path, self.flow, self.opt, self.sched, map_location=self.device)
+        self.start_epoch, self.step, self.best = ckpt["epoch"] + 1, ckpt.get("step", 0), ckpt.get("best")
+        restore_rng(ckpt)
+        logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
+
+    def fit(self) -> dict:
+        metrics: dict = {}
+        for epoch in range(self.start_epoch, self.tr["n_epochs"]):
+            train_logs = self.train_epoch(epoch)
+            if self.ctx.dist.is_main:
+                metrics = self.validate(epoch)
+                key = self.fvd.name if self.fvd is not None else "nll"
+                improved = is_better(metrics[key], self.best)
+                self.best = metrics[key] if improved else self.best
+                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, "best": self.best}
+                self.ctx.log.log_epoch(row, self.step)
+                logger.info("epoch %d: %s", epoch, row)
+                self.save(epoch, improved)
+            barrier(self.ctx.dist)
+        self.ctx.log.finish()
+        return metrics
