@@ -229,10 +229,11 @@ def build_dataset(layout: Layout, data: Mapping[str, Any], mode: str, control: b
     fixed_clips = None
     if mode == "test" and layout.test_clips_key:
         rng = np.random.default_rng(TEST_CLIPS_SEED)
-        n_clips = int(data.get(layout.test_clips_key, 1000))
+        n_clips = int(data.get(layout.test_clips_key) or 1000)
         video_idx = rng.integers(0, len(videos), n_clips)
         fixed_clips = [(int(v), int(rng.integers(0, len(videos[v]) - length + 1))) for v in video_idx]
-    margin = int(data.get("crop_margin", layout.crop_margin))
+    margin = data.get("crop_margin")
+    margin = int(layout.crop_margin if margin is None else margin)
     transform = ClipTransform.from_config(data, train=mode == "train", crop_margin=margin)
     dataset = FrameFolderDataset(videos, length, transform, mode=mode, random_start=layout.random_start[mode],
                                  control=control, reverse=bool(data.get("reverse", False)), fixed_clips=fixed_clips)

@@ -62,12 +62,12 @@ def _data_schema() -> dict:
         "data_path": REQUIRED,
         "aug": True,
         "texture": None,
-        "image_format": "jpg",
+        "image_format": None,  # None -> any of png/jpg/jpeg/bmp
         "iter_train": 1,
         "iter_eval": 1,
         "iter_test": 1,
         "reverse": False,
-        "test_size": None,
+        "test_size": None,  # iPER: number of test clips (None -> 1000)
         "split_dir": None,  # folder with the split lists (landscape/iPER); default: the packaged lists
         "crop_margin": None,  # train crop margin; None -> 16 for landscape/DTDB, 0 otherwise
         "Augmentation": _augmentation_schema(),
