@@ -15,8 +15,8 @@ from utils.checkpoint import find_checkpoint
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, current_rng, epoch_iter, is_better, load_training_state, n_steps, psnr,
-    restore_rng, save_training_state, ssim, wrap_model,
+    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, load_training_state,
+    n_steps, psnr, restore_rng, save_training_state, ssim, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif, save_mp4, side_by_side
 
@@ -39,7 +39,9 @@ class Stage1Trainer:
             p.requires_grad_(False)
         wrap = lambda m: wrap_model(m, self.device, ctx.dist, tr["compile"])  # noqa: E731
         self.encoder, self.decoder = wrap(nets["encoder"]), wrap(nets["decoder"])
-        self.disc_t, self.disc_s = wrap(nets["disc_t"]), wrap(nets["disc_s"])
+        # the discriminators stay outside DDP (several forwards per step, R1 double-backward): their
+        # gradients are averaged by hand and their initial weights broadcast from rank 0
+        self.disc_t, self.disc_s = nets["disc_t"].to(self.device), nets["disc_s"].to(self.device)
         self.loss = Stage1Loss(self.disc_t, self.disc_s, self.perceptual, tr).to(self.device)
         adam = dict(lr=tr["lr"], betas=(0.5, 0.9), weight_decay=tr["weight_decay"])
         gen_params = list(self.encoder.parameters()) + list(self.decoder.parameters())
@@ -62,6 +64,12 @@ class Stage1Trainer:
         self.fvd = _make_fvd(cfg, self.device)
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
+        elif ctx.dist.enabled:  # identical start on every rank, ActNorm initialised on rank 0's data
+            with torch.no_grad():
+                seq = next(iter(self.train_loader))["seq"].to(self.device)
+                self.disc_s.train()(seq[:, 1:].flatten(0, 1)[: self.loss.n_patch_frames])
+            for m in (self.disc_t, self.disc_s):
+                sync_initialised_params(m, ctx.dist)
 
     # ------------------------------------------------------------------ checkpoints
     def _parts(self):
@@ -121,7 +129,8 @@ class Stage1Trainer:
             self.opt_dt.zero_grad(set_to_none=True)
             self.opt_ds.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
-            for opt in (self.opt_dt, self.opt_ds):
+            for disc, opt in ((self.disc_t, self.opt_dt), (self.disc_s, self.opt_ds)):
+                average_gradients(disc, self.ctx.dist)
                 self.scaler.step(opt)
             logs.update(d_logs)
         with autocast(self.device, tr["amp"]):
@@ -154,7 +163,7 @@ class Stage1Trainer:
                     raise FloatingPointError(f"non-finite stage-1 loss at step {self.step}: {logs}")
                 shown = reduce_mean(logs, self.ctx.dist)
                 self.ctx.log.log_step({f"train/{k}": v for k, v in shown.items()}, self.step)
-                bar.set_postfix(loss=f"{shown.get('loss', float('nan')):.3f}")
+                bar.set_postfix(loss=f"{shown.get('gen/total', float('nan')):.3f}")
         if epoch >= self.tr["pretrain"]:
             self.sched_dt.step()
             self.sched_ds.step()

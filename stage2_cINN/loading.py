@@ -127,6 +127,13 @@ def load_conditioner(cinn_config: dict, device: torch.device) -> tuple[torch.nn.
     return _freeze(enc), cfg_ae
 
 
+def embed_start_frame(conditioner: torch.nn.Module, x0: torch.Tensor, size: int) -> torch.Tensor:
+    """The AE's mean embedding of x0 (B, 3, H, W), resized to the AE's input size when it differs."""
+    if x0.shape[-2:] != (size, size):
+        x0 = torch.nn.functional.interpolate(x0, size=(size, size), mode="bilinear", align_corners=False)
+    return conditioner.embed(x0)  # (B, z_dim)
+
+
 def _freeze(net: torch.nn.Module) -> torch.nn.Module:
     net.eval()
     for p in net.parameters():

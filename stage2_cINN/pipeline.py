@@ -13,7 +13,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stage2_cINN.loading import LAYOUT, MissingFilesError, check_files, load_conditioner, load_first_stage
+from stage2_cINN.loading import (
+    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage,
+)
 from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
 from utils.config import load_config
 
@@ -24,13 +26,14 @@ class Pipeline:
     """Frozen stage-1 encoder/decoder, AE conditioner and cINN, in eval mode, without gradients."""
 
     def __init__(self, flow, decoder, encoder, conditioner, config: dict, config_stage1: dict,
-                 device: torch.device):
+                 device: torch.device, ae_size: int | None = None):
         self.flow, self.decoder, self.encoder, self.conditioner = flow, decoder, encoder, conditioner
         self.config, self.config_stage1 = config, config_stage1
         self.device = torch.device(device)
         self.control = bool(config["Training"].get("control", False))
         self.z_dim = int(config_stage1["Decoder"]["z_dim"])
         self.img_size = int(config_stage1["Data"]["img_size"])
+        self.ae_size = int(ae_size or self.img_size)
         self.frames_per_pass = _frames_per_pass(config_stage1)
 
     # ------------------------------------------------------------------ helpers
@@ -45,7 +48,7 @@ class Pipeline:
     @torch.no_grad()
     def embed(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The cINN condition: the AE's mean embedding of x0 (+ the 30-d endpoint code with control)."""
-        emb = self.conditioner.embed(self._prep(x0))  # (B, emb_dim)
+        emb = embed_start_frame(self.conditioner, self._prep(x0), self.ae_size)  # (B, emb_dim)
         if self.control:
             from stage2_cINN.modules.control import endpoint_to_onehot
 
@@ -136,11 +139,12 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pip
     cinn_file = find_checkpoint(folder / "cINN")
     check_files(config, extra=[] if cinn_file else [folder.resolve() / "cINN.pth"])
     first = load_first_stage(config, device)
-    conditioner, _ = load_conditioner(config, device)
+    conditioner, cfg_ae = load_conditioner(config, device)
     flow = build_cinn(config, int(first["config"]["Decoder"]["z_dim"]))
     flow.load_state_dict(state_dict_of(load_checkpoint(cinn_file, map_location="cpu")))
     flow = flow.to(device).eval()
     for p in flow.parameters():
         p.requires_grad_(False)
     logger.info("loaded model from %s on %s", folder, device)
-    return Pipeline(flow, first["decoder"], first["encoder"], conditioner, config, first["config"], device)
+    return Pipeline(flow, first["decoder"], first["encoder"], conditioner, config, first["config"], device,
+                    ae_size=cfg_ae["AE"]["in_size"])

@@ -8,7 +8,7 @@ import torch
 from tqdm import tqdm
 
 from data import get_dataset, make_loader
-from stage2_cINN.loading import check_files, load_conditioner, load_first_stage
+from stage2_cINN.loading import check_files, embed_start_frame, load_conditioner, load_first_stage
 from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
@@ -36,7 +36,8 @@ class CINNTrainer:
         check_files(cfg)
         first = load_first_stage(cfg, self.device)
         self.encoder, self.decoder = first["encoder"], first["decoder"]
-        self.conditioner, _ = load_conditioner(cfg, self.device)
+        self.conditioner, cfg_ae = load_conditioner(cfg, self.device)
+        self.ae_size = int(cfg_ae["AE"]["in_size"])
         self.z_dim = int(first["config"]["Decoder"]["z_dim"])
         self.flow = build_cinn(cfg, self.z_dim).to(self.device)
         self.opt = torch.optim.Adam(self.flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
@@ -65,7 +66,7 @@ class CINNTrainer:
         """(z ~ q(z | x_1:16), condition) for a batch; frozen networks, no gradients."""
         seq = batch["seq"].to(self.device, non_blocking=True)
         z, _, _ = self.encoder(seq[:, 1:])  # (B, z_dim): a posterior sample, as in the original
-        emb = self.conditioner.embed(seq[:, 0])  # (B, emb_dim): the mean embedding of x0
+        emb = embed_start_frame(self.conditioner, seq[:, 0], self.ae_size)  # (B, emb_dim): mean embedding of x0
         if self.control:
             emb = torch.cat([emb, endpoint_to_onehot(batch["cond"].to(self.device))], dim=1)
         return z, emb

@@ -8,29 +8,28 @@ import torch
 import yaml
 
 from utils.checkpoint import atomic_save
-from utils.config import validate_config
+from utils.config import validate_config, yaml_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny_stage1_config(data_path: str = "unused", img_size: int = 64, **training) -> dict:
-    """A small BAIR-like stage-1 config (64 px, 16 frames, channel_factor 8, z_dim 16)."""
-    cfg = yaml.safe_load((ROOT / "stage1_VAE/configs/tiny_config.yaml").read_text())
+def tiny_stage1_config(data_path: str = "unused", **training) -> dict:
+    """A small BAIR-like stage-1 config (32 px, 16 frames, channel_factor 8, z_dim 16)."""
+    cfg = yaml_load((ROOT / "stage1_VAE/configs/tiny_config.yaml").read_text())
     cfg["Data"]["data_path"] = data_path
-    cfg["Data"]["img_size"] = img_size
     cfg["Training"].update(training)
     return validate_config(cfg, "stage1")
 
 
 def tiny_ae_config(data_path: str = "unused", **training) -> dict:
-    cfg = yaml.safe_load((ROOT / "stage2_cINN/AE/configs/tiny_config.yaml").read_text())
+    cfg = yaml_load((ROOT / "stage2_cINN/AE/configs/tiny_config.yaml").read_text())
     cfg["Data"]["data_path"] = data_path
     cfg["Training"].update(training)
     return validate_config(cfg, "ae")
 
 
 def tiny_cinn_config(stage1_dir: str, ae_dir: str, data_path: str = "unused", **training) -> dict:
-    cfg = yaml.safe_load((ROOT / "stage2_cINN/configs/tiny_config.yaml").read_text())
+    cfg = yaml_load((ROOT / "stage2_cINN/configs/tiny_config.yaml").read_text())
     cfg["First_stage_model"].update(model_path=str(Path(stage1_dir).parent), model_name=Path(stage1_dir).name)
     cfg["Conditioning_Model"].update(model_path=str(Path(ae_dir).parent), model_name=Path(ae_dir).name)
     cfg["Data"]["data_path"] = data_path

@@ -27,8 +27,12 @@ def pipe(tiny):
     return load_model(tiny["dirs"]["stage2"])
 
 
+def _emb(tiny, x0):
+    return tiny["conditioner"].embed(torch.nn.functional.interpolate(x0, size=(64, 64), mode="bilinear"))
+
+
 def _x0(n=2, seed=0):
-    return torch.rand(n, 3, 64, 64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
 
 
 def test_load_model_round_trip(tiny, pipe):
@@ -47,9 +51,9 @@ def test_sample_equals_hand_composition(tiny, pipe):
     x0, residual = _x0(), torch.randn(2, 16)
     video = pipe.sample(x0, 16, residual=residual)
     with torch.no_grad():
-        z = tiny["flow"].reverse(residual, tiny["conditioner"].embed(x0))
+        z = tiny["flow"].reverse(residual, _emb(tiny, x0))
         ref = tiny["decoder"](x0, z)
-    assert video.shape == (2, 16, 3, 64, 64)
+    assert video.shape == (2, 16, 3, 32, 32)
     torch.testing.assert_close(video, ref, rtol=1e-5, atol=1e-6)
     assert torch.equal(pipe.sample(x0, 16, residual=residual), video)  # reproducible
     other = pipe.sample(x0, 16, residual=torch.randn(2, 16))
@@ -59,9 +63,9 @@ def test_sample_equals_hand_composition(tiny, pipe):
 def test_longer_videos_continue_from_the_last_frame(tiny, pipe):
     x0, residual = _x0(1), torch.randn(1, 16)
     video = pipe.sample(x0, 20, residual=residual)
-    assert video.shape == (1, 20, 3, 64, 64)
+    assert video.shape == (1, 20, 3, 32, 32)
     with torch.no_grad():
-        z = tiny["flow"].reverse(residual, tiny["conditioner"].embed(x0))
+        z = tiny["flow"].reverse(residual, _emb(tiny, x0))
         first = tiny["decoder"](x0, z)
         second = tiny["decoder"](first[:, -1], z)
     torch.testing.assert_close(video[:, :16], first, rtol=1e-5, atol=1e-6)
@@ -69,15 +73,15 @@ def test_longer_videos_continue_from_the_last_frame(tiny, pipe):
 
 
 def test_transfer_is_deterministic_with_mean_and_matches_composition(tiny, pipe):
-    query = torch.rand(1, 17, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    query = torch.rand(1, 17, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     x0 = _x0(3, seed=2)
     a = pipe.transfer(query, x0, use_mean=True)
     b = pipe.transfer(query, x0, use_mean=True)
-    assert a.shape == (3, 16, 3, 64, 64) and torch.equal(a, b)
+    assert a.shape == (3, 16, 3, 32, 32) and torch.equal(a, b)
     with torch.no_grad():
         _, mu, _ = tiny["encoder"](query[:, 1:])
-        eps, _ = tiny["flow"](mu, tiny["conditioner"].embed(query[:, 0]))
-        z = tiny["flow"].reverse(eps.expand(3, -1), tiny["conditioner"].embed(x0))
+        eps, _ = tiny["flow"](mu, _emb(tiny, query[:, 0]))
+        z = tiny["flow"].reverse(eps.expand(3, -1), _emb(tiny, x0))
         ref = tiny["decoder"](x0, z)
     torch.testing.assert_close(a, ref, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="at least 17 frames"):
@@ -87,8 +91,8 @@ def test_transfer_is_deterministic_with_mean_and_matches_composition(tiny, pipe)
 def test_absolute_paths_and_any_batch_size(tmp_path):
     tiny = write_tiny_model(tmp_path / "abs", relative_paths=False, encoder_suffix=".pth", seed=3)
     pipe = load_model(tiny["dirs"]["stage2"])
-    assert pipe.sample(_x0(5), 16).shape == (5, 16, 3, 64, 64)
-    assert pipe.sample(_x0(1)[:, :, :32, :32].expand(1, 3, 32, 32).contiguous(), 16).shape[-1] == 64  # resized
+    assert pipe.sample(_x0(5), 16).shape == (5, 16, 3, 32, 32)
+    assert pipe.sample(torch.zeros(1, 3, 50, 70), 16).shape[-2:] == (32, 32)  # resized
 
 
 def test_missing_files_are_listed_in_one_error(tiny, tmp_path):
@@ -111,7 +115,7 @@ def _write_images(folder: Path, n: int = 2) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(n):
-        imageio.imwrite(folder / f"img{i}.png", rng.integers(0, 255, (48 + 16 * i, 80, 3), dtype=np.uint8))
+        imageio.imwrite(folder / f"img{i}.png", rng.integers(0, 255, (24 + 16 * i, 40, 3), dtype=np.uint8))
     return folder
 
 
@@ -127,8 +131,8 @@ def test_generate_samples_script(tiny, tmp_path):
                                  "-images", str(images), "-out", str(tmp_path / "out"), "-n_samples", "2",
                                  "-seq_length", "6", "-bs", "3"])
     frames = _gif_frames(gif)
-    # 6 frames; 2 rows (images) x 3 columns (start frame + 2 samples) of 64 px with 2 px padding
-    assert frames.shape[:3] == (6, 2 * 68, 3 * 68)
+    # 6 frames; 2 rows (images) x 3 columns (start frame + 2 samples) of 32 px with 2 px padding
+    assert frames.shape[:3] == (6, 2 * 36, 3 * 36)
     assert (tmp_path / "out" / "results.png").is_file() and (tmp_path / "out" / "results.mp4").is_file()
 
 
@@ -144,7 +148,7 @@ def test_generate_transfer_script(tiny, tmp_path):
     gifs = generate_transfer.main(["-dataset", "landscape", "-gpu", "-1", "-ckpt_path", str(tiny["dirs"]["stage2"]),
                                    "-videos", str(vids), "-out", str(tmp_path / "out")])
     assert [g.name for g in gifs] == ["transfer_a.gif", "transfer_b.gif"]
-    assert _gif_frames(gifs[0]).shape[:3] == (16, 2 * 68, 2 * 68)
+    assert _gif_frames(gifs[0]).shape[:3] == (16, 2 * 36, 2 * 36)
 
 
 @pytest.mark.parametrize("case", ["no_model", "empty_images", "bad_image", "no_texture", "bad_dataset"])

@@ -44,10 +44,10 @@ def start_run(argv: Sequence[str] | None, schema: str, description: str) -> RunC
     """Parse the CLI, validate the config, pick the device, join DDP, create the run folder."""
     args = train_arg_parser(description).parse_args(argv)
     config = load_config(args.config, schema, args.overrides)
-    return start_run_from_config(config, args.gpu, CONFIG_NAMES[schema])
+    return start_run_from_config(config, args.gpu, schema)
 
 
-def start_run_from_config(config: dict, gpu=None, config_name: str = "config.yaml") -> RunContext:
+def start_run_from_config(config: dict, gpu=None, schema: str = "stage1") -> RunContext:
     """Like :func:`start_run` for an already validated config (used by tests and scripts)."""
     device = get_device(gpu)
     info = init_distributed(device)
@@ -57,7 +57,7 @@ def start_run_from_config(config: dict, gpu=None, config_name: str = "config.yam
     seed_everything(tr["seed"], info.rank)
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / config_name)  # released layout name
+        save_config(config, run_dir / CONFIG_NAMES[schema])  # the released layout's name
         logger.info("run folder %s on %s (world size %d)", run_dir, device, info.world_size)
     return RunContext(config, device, info, run_dir, RunLogger(run_dir, config, info.is_main, tr["savename"]))
 

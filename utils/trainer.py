@@ -143,3 +143,22 @@ def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def is_better(value: float, best: float | None) -> bool:
     """Lower is better; NaN never improves."""
     return not math.isnan(value) and (best is None or value < best)
+
+
+def average_gradients(module: nn.Module, info: DistInfo) -> None:
+    """All-reduce (mean) the gradients of a module that is not wrapped in DDP (the discriminators, whose
+    several forwards per step and R1 double-backward are simpler to run outside DDP)."""
+    if not info.enabled:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+    flat /= info.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
