@@ -1,0 +1,105 @@
+"""Where the metric backbones' weights live, and how a missing file is reported.
+
+Weights are never downloaded at run time. Each network has a default location; a function
+resolves an explicit path or that default, and raises ``FileNotFoundError`` naming the file and
+where to get it when it is absent.
+
+Defaults: the I3D networks live under ``<repo>/models`` (``MODELS_DIR``); the pytorch-fid
+Inception and the torchvision VGG16 in torch hub's checkpoint cache
+(``torch.hub.get_dir()/checkpoints``), where those libraries put them.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """A weights file: its location relative to its root and where users obtain it."""
+
+    relative_path: str
+    in_hub_cache: bool
+    source: str
+
+
+WEIGHTS: dict[str, WeightsSpec] = {
+    "kinetics_i3d": WeightsSpec(
+        "PI3D/model_rgb.pth", False,
+        "https://github.com/hassony2/kinetics_i3d_pytorch/blob/master/model/model_rgb.pth"),
+    "i3d_torchscript": WeightsSpec(
+        "PI3D/i3d_torchscript.pt", False,
+        "StyleGAN-V's FVD detector, https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"),
+    "dtdb_i3d_16": WeightsSpec(
+        "DTI3D/length16/I3D_16.pth.tar", False,
+        "the authors' DTI3D folder, https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"),
+    "dtdb_i3d_32": WeightsSpec(
+        "DTI3D/length32/I3D_32.pth.tar", False,
+        "the authors' DTI3D folder, https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"),
+    "fid_inception": WeightsSpec(
+        "pt_inception-2015-12-05-6726825d.pth", True,
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
+    "vgg16": WeightsSpec(
+        "vgg16-397923af.pth", True,
+        "https://download.pytorch.org/models/vgg16-397923af.pth"),
+}
+
+
+def default_weights_path(name: str) -> Path:
+    """Default location of the weights file ``name`` (a key of ``WEIGHTS``)."""
+    spec = WEIGHTS[name]
+    root = Path(torch.hub.get_dir()) / "checkpoints" if spec.in_hub_cache else MODELS_DIR
+    return root / spec.relative_path
+
+
+def weights_path(name: str, path: str | Path | None = None) -> Path:
+    """Resolve ``path`` (or the default location) of the weights ``name``; raise if it is missing."""
+    if name not in WEIGHTS:
+        raise KeyError(f"unknown weights {name!r}; known: {sorted(WEIGHTS)}")
+    resolved = Path(path).expanduser() if path is not None else default_weights_path(name)
+    if not resolved.is_file():
+        spec = WEIGHTS[name]
+        raise FileNotFoundError(
+            f"weights file for {name} not found: {resolved}. Download {Path(spec.relative_path).name} "
+            f"from {spec.source} and place it at {default_weights_path(name)} (or pass its path). "
+            "Weights are never downloaded automatically.")
+    return resolved
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """Load a state dict from ``path`` on the CPU: a plain dict, or ``{'state_dict': ...}``.
+
+    A ``module.`` prefix (from ``nn.DataParallel``) is removed.
+    """
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        logger.warning("%s holds non-tensor objects; loading it with weights_only=False", path)
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, dict) and "state_dict" in obj:
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} does not hold a state dict (got {type(obj).__name__})")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def load_backbone_weights(name: str, path: str | Path | None = None,
+                          allow_random_backbone: bool = False) -> dict[str, torch.Tensor] | None:
+    """State dict of the weights ``name``; ``None`` (random backbone, loud warning) when the file is
+    missing and ``allow_random_backbone`` is set, which only tests should do."""
+    try:
+        return load_state_dict_file(weights_path(name, path))
+    except FileNotFoundError:
+        if not allow_random_backbone:
+            raise
+    logger.warning("%s HAS RANDOM WEIGHTS: its weights file is missing, so the metrics computed with "
+                   "it are meaningless (allowed for tests only)", name.upper())
+    return None
