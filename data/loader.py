@@ -38,8 +38,10 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, 
         rank = sampler.rank
     generator = torch.Generator()
     generator.manual_seed(seed * 1009 + rank)
-    return DataLoader(
+    loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
         num_workers=workers, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
         worker_init_fn=seed_worker, generator=generator, drop_last=drop_last,
     )
+    loader.base_seed = seed * 1009 + rank  # utils.trainer.epoch_iter reseeds the shuffle per epoch
+    return loader

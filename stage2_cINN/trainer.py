@@ -13,6 +13,7 @@ from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
 from utils.checkpoint import atomic_save, find_checkpoint
+from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
@@ -39,6 +40,9 @@ class CINNTrainer:
         self.conditioner, cfg_ae = load_conditioner(cfg, self.device)
         self.ae_size = int(cfg_ae["AE"]["in_size"])
         self.z_dim = int(first["config"]["Decoder"]["z_dim"])
+        if int(cfg["Data"]["img_size"]) != int(first["config"]["Data"]["img_size"]):
+            raise ConfigError(f"{cfg.get('_path', 'config')}: Data.img_size={cfg['Data']['img_size']} differs from the "
+                              f"stage-1 model's img_size={first['config']['Data']['img_size']}")
         self.flow = build_cinn(cfg, self.z_dim).to(self.device)
         self.opt = torch.optim.Adam(self.flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
                                     weight_decay=tr["weight_decay"], amsgrad=tr["amsgrad"])

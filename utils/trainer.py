@@ -87,10 +87,15 @@ def sync_initialised_params(model: torch.nn.Module, dist_info) -> None:
 
 
 def epoch_iter(loader: Iterable, epoch: int, max_steps: int | None = None) -> Iterator:
-    """Iterate a loader for one epoch (sets the DistributedSampler epoch; optional step cap)."""
+    """Iterate a loader for one epoch (optional step cap). The shuffle order depends only on the seed and
+    the epoch (DistributedSampler epoch, or the loader's generator reseeded), so a resumed run sees the
+    same batches. Augmentation draws are exact on resume with ``workers == 0`` (the global RNG is part of
+    the checkpoint); persistent workers keep their own streams."""
     sampler = getattr(loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
+    elif getattr(loader, "generator", None) is not None and hasattr(loader, "base_seed"):
+        loader.generator.manual_seed(loader.base_seed + 7919 * epoch)
     for i, batch in enumerate(loader):
         if max_steps is not None and i >= max_steps:
             break

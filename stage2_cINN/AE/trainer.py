@@ -1,0 +1,169 @@
+"""Stage-2a training: the conditioning autoencoder whose encoder embeds the start frame for the cINN."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from data import get_dataset, make_loader
+from stage1_VAE.modules.losses import make_lpips
+from stage2_cINN.AE.modules import AELoss, build_ae
+from utils.amp import autocast
+from utils.checkpoint import atomic_save, find_checkpoint, load_checkpoint
+from utils.distributed import barrier, reduce_mean
+from utils.run import RunContext
+from utils.trainer import (
+    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, n_steps, restore_rng,
+    sync_initialised_params, wrap_model,
+)
+from utils.video import grid, save_gif
+
+logger = logging.getLogger(__name__)
+
+
+class AETrainer:
+    """Trains encoder + BigGAN decoder (+ patch discriminator from epoch ``pretrain``) on single frames and
+    saves ``Encoder_stage2.pth`` whenever the validation reconstruction loss improves."""
+
+    def __init__(self, ctx: RunContext):
+        self.ctx, cfg = ctx, ctx.config
+        self.tr = tr = cfg["Training"]
+        self.device = ctx.device
+        nets = build_ae(cfg)
+        perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"]).to(self.device).eval()
+        self.encoder = wrap_model(nets["encoder"], self.device, ctx.dist, tr["compile"])
+        self.decoder = wrap_model(nets["decoder"], self.device, ctx.dist, tr["compile"])
+        self.disc = nets["disc"].to(self.device)  # outside DDP, gradients averaged by hand
+        self.loss = AELoss.from_config(cfg, self.disc, perceptual).to(self.device)
+        ae_params = list(self.encoder.parameters()) + list(self.decoder.parameters())
+        self.opt_ae = torch.optim.Adam(ae_params, lr=tr["lr"], weight_decay=tr["weight_decay"])
+        self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt_ae, mode="min", factor=0.5, patience=1, min_lr=1e-8, threshold=1e-4, threshold_mode="abs")
+        self.start_epoch, self.step, self.best = 0, 0, None
+        self.train_loader = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
+                                        distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True)
+        self.eval_loader = make_loader(get_dataset(cfg, "eval"), tr["bs_eval"] or tr["bs"], shuffle=False,
+                                       workers=tr["workers"], distributed=False, seed=tr["seed"], drop_last=False)
+        if tr["reload_path"]:
+            self.resume(Path(tr["reload_path"]))
+        elif ctx.dist.enabled:
+            with torch.no_grad():
+                self.disc.train()(self._frames(next(iter(self.train_loader))))
+            sync_initialised_params(self.disc, ctx.dist)
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        from utils.checkpoint import unwrap
+
+        return unwrap(self.decoder).last_layer
+
+    def _frames(self, batch: dict) -> torch.Tensor:
+        return batch["seq"][:, 0].to(self.device, non_blocking=True)  # (B, 3, H, W)
+
+    def train_step(self, x: torch.Tensor, epoch: int) -> dict:
+        """Encoder/decoder update, then (from ``pretrain``) the discriminator update."""
+        with autocast(self.device, self.tr["amp"]):
+            posterior = self.encoder(x)
+            x_hat = self.decoder(posterior.sample())  # (B, 3, H, W)
+            loss, logs = self.loss(x, x_hat, posterior, 0, epoch, last_layer=self.last_layer)
+        self.opt_ae.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tr["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(list(self.encoder.parameters()) + list(self.decoder.parameters()),
+                                           self.tr["grad_clip"])
+        self.opt_ae.step()
+        if epoch >= self.tr["pretrain"]:
+            with autocast(self.device, self.tr["amp"]):
+                d_loss, d_logs = self.loss(x, x_hat.detach(), posterior, 1, epoch)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            average_gradients(self.disc, self.ctx.dist)
+            self.opt_d.step()
+            logs.update(d_logs)
+        return logs
+
+    def train_epoch(self, epoch: int) -> dict:
+        for m in (self.encoder, self.decoder, self.disc):
+            m.train()
+        tracker = MeanTracker()
+        max_steps = self.tr["max_steps_per_epoch"]
+        for batch in tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
+                          desc=f"AE epoch {epoch}", disable=not self.ctx.dist.is_main, leave=False):
+            logs = self.train_step(self._frames(batch), epoch)
+            tracker.add(logs)
+            self.step += 1
+            if self.step % self.tr["verbose_idx"] == 0:
+                if not all_finite(*[torch.as_tensor(v) for v in logs.values()]):
+                    raise FloatingPointError(f"non-finite AE loss at step {self.step}: {logs}")
+                self.ctx.log.log_step(reduce_mean(logs, self.ctx.dist), self.step)
+        return {k.replace("/", "_"): v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
+
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict:
+        """Validation reconstruction loss (L1 + LPIPS per pixel, as trained) with the posterior mean."""
+        self.encoder.eval()
+        self.decoder.eval()
+        tracker, shown = MeanTracker(), None
+        max_b = self.tr["max_eval_batches"]
+        for batch in tqdm(epoch_iter(self.eval_loader, 0, max_b), total=n_steps(self.eval_loader, max_b),
+                          desc="AE validation", disable=not self.ctx.dist.is_main, leave=False):
+            x = self._frames(batch)
+            x_hat = self.decoder(self.encoder(x).mode()).float()
+            tracker.add({"rec_loss": self.loss.reconstruction(x, x_hat).mean(), "L1": (x - x_hat).abs().mean()})
+            shown = shown if shown is not None else torch.stack([x[:8].cpu(), x_hat[:8].cpu()])
+        if shown is not None and self.tr["save_media"] and self.ctx.dist.is_main:
+            rows = [torch.cat(list(r), dim=-1).unsqueeze(0) for r in shown]  # (1, 3, H, n*W) each
+            save_gif(grid(rows), self.ctx.run_dir / "media" / f"reconstruction_epoch{epoch:03d}.gif")
+        return {k: float(v) for k, v in tracker.mean().items()}
+
+    def save(self, epoch: int, best: bool) -> None:
+        if not self.ctx.dist.is_main:
+            return
+        from utils.checkpoint import unwrap
+
+        if best:  # the file the cINN configs point at (the original never updated its best value)
+            atomic_save({"state_dict": unwrap(self.encoder).state_dict()}, self.ctx.run_dir / "Encoder_stage2.pth")
+        atomic_save({
+            "epoch": epoch, "step": self.step, "best": self.best, "rng": current_rng(),
+            "state_dict": {"encoder": unwrap(self.encoder).state_dict(), "decoder": unwrap(self.decoder).state_dict(),
+                           "disc": self.disc.state_dict()},
+            "optim_state_dict": {"ae": self.opt_ae.state_dict(), "disc": self.opt_d.state_dict()},
+            "scheduler_state_dict": self.sched.state_dict(),
+        }, self.ctx.run_dir / "latest_checkpoint_AE.pth")
+
+    def resume(self, folder: Path) -> None:
+        from utils.checkpoint import unwrap
+
+        path = find_checkpoint(folder / "latest_checkpoint_AE")
+        if path is None:
+            raise FileNotFoundError(f"cannot resume: {folder / 'latest_checkpoint_AE.pth'} is missing")
+        ckpt = load_checkpoint(path, map_location=self.device)
+        for name, module in (("encoder", self.encoder), ("decoder", self.decoder), ("disc", self.disc)):
+            unwrap(module).load_state_dict(ckpt["state_dict"][name])
+        self.opt_ae.load_state_dict(ckpt["optim_state_dict"]["ae"])
+        self.opt_d.load_state_dict(ckpt["optim_state_dict"]["disc"])
+        self.sched.load_state_dict(ckpt["scheduler_state_dict"])
+        self.start_epoch, self.step, self.best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"]
+        restore_rng(ckpt)
+        logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
+
+    def fit(self) -> dict:
+        metrics: dict = {}
+        for epoch in range(self.start_epoch, self.tr["n_epochs"]):
+            train_logs = self.train_epoch(epoch)
+            metrics = self.validate(epoch)  # every rank: the plateau scheduler must agree across ranks
+            self.sched.step(metrics["rec_loss"])
+            improved = is_better(metrics["rec_loss"], self.best)
+            self.best = metrics["rec_loss"] if improved else self.best
+            if self.ctx.dist.is_main:
+                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()},
+                       "lr": self.opt_ae.param_groups[0]["lr"], "best": self.best}
+                self.ctx.log.log_epoch(row, self.step)
+                logger.info("epoch %d: %s", epoch, row)
+                self.save(epoch, improved)
+            barrier(self.ctx.dist)
+        self.ctx.log.finish()
+        return metrics

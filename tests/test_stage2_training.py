@@ -1,0 +1,133 @@
+"""Training loops of the conditioning AE and the cINN on tiny models and synthetic data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.synthetic import write_synthetic_dataset
+from tests.helpers import tiny_ae_config, tiny_cinn_config, write_tiny_model
+from utils.run import start_run_from_config
+
+
+@pytest.fixture(scope="module")
+def bair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return {"32": write_synthetic_dataset("bair", root / "b32", n_videos=4, n_frames=18, size=32),
+            "64": write_synthetic_dataset("bair", root / "b64", n_videos=3, n_frames=2, size=64)}
+
+
+@pytest.fixture(scope="module")
+def frozen(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("frozen"))
+
+
+def _ae(bair, run_dir, **training):
+    from stage2_cINN.AE.trainer import AETrainer
+
+    cfg = tiny_ae_config(save_path=str(run_dir), save_media=False, **training)
+    cfg["Data"].update(bair["64"])
+    return AETrainer(start_run_from_config(cfg, -1, "ae"))
+
+
+def _cinn(bair, frozen, run_dir, **training):
+    from stage2_cINN.trainer import CINNTrainer
+
+    cfg = tiny_cinn_config(frozen["dirs"]["stage1"], frozen["dirs"]["ae"], save_path=str(run_dir),
+                           save_media=False, **training)
+    cfg["Data"].update(bair["32"])
+    return CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
+
+
+def test_ae_saves_encoder_on_best_and_resumes_exactly(bair, tmp_path):
+    common = dict(max_steps_per_epoch=2, max_eval_batches=1, pretrain=1)
+    full = _ae(bair, tmp_path / "full", n_epochs=2, **common)
+    full.fit()
+    run = tmp_path / "full" / "tiny_ae"
+    enc = torch.load(run / "Encoder_stage2.pth", weights_only=False)
+    assert set(enc) == {"state_dict"} and set(enc["state_dict"]) == set(full.encoder.state_dict())
+    _ae(bair, tmp_path / "part", n_epochs=1, **common).fit()
+    resumed = _ae(bair, tmp_path / "res", n_epochs=2, reload_path=str(tmp_path / "part" / "tiny_ae"), **common)
+    assert resumed.start_epoch == 1
+    resumed.fit()
+    for name in ("encoder", "decoder", "disc"):
+        a, b = getattr(full, name).state_dict(), getattr(resumed, name).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_ae_best_file_follows_the_validation_loss(bair, tmp_path, monkeypatch):
+    trainer = _ae(bair, tmp_path, n_epochs=3, max_steps_per_epoch=1, max_eval_batches=1, pretrain=5)
+    values = iter([1.0, 0.5, 0.8])
+    monkeypatch.setattr(trainer, "validate", lambda epoch: {"rec_loss": next(values), "L1": 0.0})
+    saved = []
+    monkeypatch.setattr(trainer, "save", lambda epoch, best: saved.append((epoch, best)))
+    trainer.fit()
+    assert saved == [(0, True), (1, True), (2, False)] and trainer.best == 0.5
+
+
+def test_cinn_nll_falls_and_checkpoints(bair, frozen, tmp_path):
+    trainer = _cinn(bair, frozen, tmp_path, n_epochs=1, lr=2e-3)
+    trainer.fit()
+    run = tmp_path / "tiny_cinn"
+    ckpt = torch.load(run / "cINN.pth", weights_only=False)
+    assert set(ckpt) == {"state_dict"} and (run / "config_stage2.yaml").is_file()
+    assert (run / "latest_checkpoint_cINN.pth").is_file()
+    batch = next(iter(trainer.train_loader))
+    z, emb = trainer.targets(batch)
+    from stage2_cINN.modules.nll import nll_loss
+
+    with torch.no_grad():
+        trainer.flow.train()
+        before = float(nll_loss(*trainer.flow(z, emb)))
+    for _ in range(40):
+        eps, logdet = trainer.model(z, emb)
+        loss = nll_loss(eps, logdet)
+        trainer.opt.zero_grad()
+        loss.backward()
+        trainer.opt.step()
+    assert float(loss) < before - 5.0, (before, float(loss))
+
+
+def test_cinn_resume_equals_uninterrupted(bair, frozen, tmp_path):
+    common = dict(max_steps_per_epoch=1, max_eval_batches=1)
+    full = _cinn(bair, frozen, tmp_path / "full", n_epochs=2, **common)
+    full.fit()
+    _cinn(bair, frozen, tmp_path / "part", n_epochs=1, **common).fit()
+    resumed = _cinn(bair, frozen, tmp_path / "res", n_epochs=2, reload_path=str(tmp_path / "part" / "tiny_cinn"),
+                    **common)
+    resumed.fit()
+    a, b = full.flow.state_dict(), resumed.flow.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full.sched.state_dict() == resumed.sched.state_dict()
+
+
+def test_cinn_nan_guard_skips_then_stops(bair, frozen, tmp_path, monkeypatch):
+    trainer = _cinn(bair, frozen, tmp_path, n_epochs=1, max_nonfinite=2, bs=2, max_steps_per_epoch=4)
+    trainer.train_loader = [next(iter(trainer.train_loader))] * 4  # four steps of one batch
+    real_targets = trainer.targets
+    calls = {"n": 0}
+
+    def poisoned(batch):
+        z, emb = real_targets(batch)
+        calls["n"] += 1
+        return (z * float("nan"), emb) if calls["n"] >= 2 else (z, emb)
+
+    monkeypatch.setattr(trainer, "targets", poisoned)
+    before = {k: v.clone() for k, v in trainer.flow.state_dict().items()}
+    with pytest.raises(RuntimeError, match="non-finite .* for 2 consecutive steps"):
+        trainer.train_epoch(0)
+    assert trainer.step == 1  # one good update, then two skipped ones, then the stop
+    after = trainer.flow.state_dict()
+    assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cinn_control_variant_uses_the_endpoint(bair, frozen, tmp_path):
+    trainer = _cinn(bair, frozen, tmp_path, n_epochs=1, control=True, max_steps_per_epoch=1)
+    batch = next(iter(trainer.train_loader))
+    assert "cond" in batch
+    z, emb = trainer.targets(batch)
+    assert emb.shape[1] == 48 + 30 and torch.equal(emb[:, 48:].sum(1), torch.full((emb.shape[0],), 3.0))
+    trainer.fit()
+    assert (tmp_path / "tiny_cinn" / "cINN.pth").is_file()
