@@ -1,4 +1,5 @@
-"""Golden tensors from the reference implementation: every ``golden_*.pt`` fixture is reproduced.
+"""Golden tensors from the reference implementation: every ``golden_*.pt`` fixture is reproduced
+(stage-1 networks, the cINN with its exact log-det, and the full sampling path).
 
 A fixture holds ``config_stage1``, ``config_cinn``, ``state_dict`` (per network), ``inputs`` and ``outputs``
 (keys such as ``decoder(x0,z)``). The fixture alone drives each check; nothing is special-cased per file.
@@ -10,6 +11,7 @@ import pytest
 import torch
 
 from stage1_VAE.modules import build_stage1
+from stage2_cINN.modules import InvLeakyReLU, build_cinn
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _FIXTURES = Path(os.environ.get("I2V_FIXTURES", _REPO_ROOT.parent / "shared" / "fixtures"))
@@ -33,12 +35,38 @@ def _output(fx: dict, key: str):
     return fx["outputs"][key]
 
 
-def _check_stage1(fx: dict) -> None:
+def _stage2_config(config_cinn: dict, z_dim: int) -> dict:
+    """The fixture's cINN config in the original stage-2 schema (reduced fixtures store emb/hidden/depth/n_flows)."""
+    if "Flow" in config_cinn:
+        return config_cinn
+    hidden = int(config_cinn["hidden"])
+    assert hidden % z_dim == 0, "hidden width must be z_dim * flow_mid_channels_factor"
+    return {
+        "Flow": {"n_flows": config_cinn["n_flows"], "flow_hidden_depth": config_cinn["depth"],
+                 "flow_mid_channels_factor": hidden // z_dim},
+        "Conditioning_Model": {"z_dim": config_cinn["emb"]},
+        "Training": {"control": bool(config_cinn.get("control", False))},
+    }
+
+
+def _stage1_nets(fx: dict) -> dict:
     with torch.device("meta"):  # skip random init: every tensor comes from the fixture (assign=True)
         nets = build_stage1(fx["config_stage1"])
     for name, net in nets.items():
         net.load_state_dict(fx["state_dict"][name], strict=True, assign=True)
         net.eval()
+    return nets
+
+
+def _cinn(fx: dict):
+    z_dim = int(fx["config_stage1"]["Decoder"]["z_dim"])
+    assert fx["inputs"]["z"].shape[1] == z_dim
+    flow = build_cinn(_stage2_config(fx["config_cinn"], z_dim), z_dim)
+    flow.load_state_dict(fx["state_dict"]["cinn"], strict=True)
+    return flow.eval()
+
+
+def _check_stage1(fx: dict, nets: dict) -> None:
     inp = fx["inputs"]
     x0, z, seq = inp["x0"], inp["z"], inp["seq"]
     with torch.no_grad():
@@ -59,8 +87,44 @@ def _check_stage1(fx: dict) -> None:
         _assert_close(nets["disc_s"](seq[:, 0]), _output(fx, "disc_s.logit(seq[:,0])"), "disc_s.logit(seq[:,0])")
 
 
+def _check_cinn(fx: dict, flow) -> None:
+    """forward out, exact log-det (and the reference's, which lacks the leaky-ReLU term), both reverses."""
+    inp = fx["inputs"]
+    z, emb = inp["z"], inp["embedding"]
+    leaky_terms: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: leaky_terms.append(out[1]))
+             for m in flow.modules() if isinstance(m, InvLeakyReLU)]
+    with torch.no_grad():
+        out, logdet = flow(z, emb)
+    for h in hooks:
+        h.remove()
+    _assert_close(out, _output(fx, "cinn.forward(z,emb).out"), "cinn.forward(z,emb).out")
+    _assert_close(logdet, _output(fx, "cinn.forward(z,emb).logdet_exact"), "cinn logdet (exact)")
+    leaky = torch.stack(leaky_terms).sum(0)  # (B,)
+    assert (leaky < -0.1).all(), "the leaky-ReLU term must matter for this comparison to mean anything"
+    _assert_close(logdet - leaky, _output(fx, "cinn.forward(z,emb).logdet"), "cinn logdet without leaky-ReLU term")
+    with torch.no_grad():
+        _assert_close(flow.reverse(_output(fx, "cinn.forward(z,emb).out"), emb), _output(fx, "cinn.reverse(out,emb)"),
+                      "cinn.reverse(out,emb)")
+        _assert_close(flow.reverse(inp["residual"], emb), _output(fx, "cinn.reverse(residual,emb)"),
+                      "cinn.reverse(residual,emb)")
+
+
+def _check_sampling(fx: dict, nets: dict, flow) -> None:
+    """The whole sampling path: decoder(x0, cinn.reverse(residual, emb))."""
+    inp = fx["inputs"]
+    with torch.no_grad():
+        video = nets["decoder"](inp["x0"], flow.reverse(inp["residual"], inp["embedding"]))
+    _assert_close(video, _output(fx, "decoder(x0,cinn.reverse(residual,emb))"), "decoder(x0,cinn.reverse(residual,emb))")
+
+
 @pytest.mark.parametrize("path", _PARAMS)
 def test_golden(path, fixtures_dir):
     fx = torch.load(fixtures_dir / path, map_location="cpu", weights_only=False)
     assert {"config_stage1", "state_dict", "inputs", "outputs"} <= set(fx), f"{path}: unexpected layout {sorted(fx)}"
-    _check_stage1(fx)
+    nets = _stage1_nets(fx)
+    _check_stage1(fx, nets)
+    if "cinn" in fx["state_dict"]:
+        flow = _cinn(fx)
+        _check_cinn(fx, flow)
+        _check_sampling(fx, nets, flow)

@@ -193,7 +193,10 @@ class Stage1Loss(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Encoder/generator loss for real ``x`` and reconstruction ``x_hat`` (B, T, 3, H, W), latents (B, z)."""
         recon = (x_hat - x).abs().mean()
-        percep = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()  # frames (B*T, 3, H, W)
+        if self.w_percep:
+            percep = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()  # frames (B*T, 3, H, W)
+        else:  # the term is off: skip the VGG forward/backward
+            percep = torch.zeros((), device=x.device)
         kl = kl_divergence(mu, logvar)
         loss = self.w_recon * recon + self.w_percep * percep + self.w_kl * kl
         log = {"gen/recon_l1": recon, "gen/lpips": percep, "gen/kl": kl}
