@@ -55,7 +55,7 @@ def _dump(cfg: dict, path: Path) -> None:
 
 
 def write_tiny_model(root: Path, relative_paths: bool = True, encoder_suffix: str = ".pth.tar",
-                     drop_control_key: bool = True, seed: int = 0) -> dict:
+                     drop_control_key: bool = True, seed: int = 0, control: bool = False) -> dict:
     """Write stage1/, stage2_AE/, stage2/ under ``root`` like a released model, with random weights.
 
     ``config_stage2.yaml`` points at the other folders with paths relative to itself (``../stage1``)
@@ -81,18 +81,20 @@ def write_tiny_model(root: Path, relative_paths: bool = True, encoder_suffix: st
     _dump(cfg_ae, ae / "config_stage2_AE.yaml")
     atomic_save({"state_dict": cond.state_dict()}, ae / "Encoder_stage2.pth")
 
-    cfg2 = tiny_cinn_config(s1 if not relative_paths else "../stage1", ae if not relative_paths else "../stage2_AE")
+    cfg2 = tiny_cinn_config(s1 if not relative_paths else "../stage1", ae if not relative_paths else "../stage2_AE",
+                            control=control)
     if relative_paths:  # relative to the config's folder, as a released folder unpacked anywhere
         cfg2["First_stage_model"].update(model_path="..", model_name="stage1")
         cfg2["Conditioning_Model"].update(model_path="..", model_name="stage2_AE")
     flow = build_cinn(cfg2, int(cfg1["Decoder"]["z_dim"]))
     flow.train()
     with torch.no_grad():  # data-dependent ActNorm init, then move away from it
-        flow(torch.randn(64, cfg1["Decoder"]["z_dim"]) * 2 + 0.5, torch.randn(64, cfg2["Conditioning_Model"]["z_dim"]))
+        cond_dim = cfg2["Conditioning_Model"]["z_dim"] + (30 if control else 0)
+        flow(torch.randn(64, cfg1["Decoder"]["z_dim"]) * 2 + 0.5, torch.randn(64, cond_dim))
     perturb_(flow, scale=0.05, seed=seed + 3)
     flow.eval()
     out = copy.deepcopy(cfg2)
-    if drop_control_key:
+    if drop_control_key and not control:
         del out["Training"]["control"]
     _dump(out, s2 / "config_stage2.yaml")
     atomic_save({"state_dict": flow.state_dict()}, s2 / "cINN.pth")

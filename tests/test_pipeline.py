@@ -177,3 +177,29 @@ def test_script_errors_are_clear(tiny, tmp_path, case):
     with pytest.raises(SystemExit) as e:
         generate_samples.main(args)
     assert expected in str(e.value)
+
+
+def test_visualize_endpoint_script(tmp_path):
+    import visualize_endpoint
+    from data.synthetic import write_synthetic_dataset
+
+    tiny = write_tiny_model(tmp_path / "control", control=True, seed=5)
+    pipe = load_model(tiny["dirs"]["stage2"])
+    assert pipe.control
+    x0 = _x0(2)
+    with pytest.raises(ValueError, match="cond"):
+        pipe.sample(x0)
+    a = pipe.sample(x0, residual=torch.zeros(2, 16), cond=torch.tensor([[0.43, 0.0, 0.2], [0.43, 0.0, 0.2]]))
+    b = pipe.sample(x0, residual=torch.zeros(2, 16), cond=torch.tensor([[0.43, 0.5, 0.3], [0.43, 0.5, 0.3]]))
+    assert (a - b).abs().mean() > 1e-5  # the endpoint steers the sample
+    data = write_synthetic_dataset("bair", tmp_path / "bair", n_videos=2, n_frames=18, size=32)
+    gifs = visualize_endpoint.main(["-dataset", "bair", "-gpu", "-1", "-data_path", data["data_path"],
+                                    "-ckpt_path", str(tiny["dirs"]["stage2"]), "-n_examples", "2", "-n_samples", "2",
+                                    "-out", str(tmp_path / "out")])
+    assert len(gifs) == 2
+    assert _gif_frames(gifs[0]).shape[:3] == (16, 36, 3 * 36)  # real clip + 2 samples, 16 frames
+    assert (tmp_path / "out" / "endpoint_0.png").is_file()
+    with pytest.raises(SystemExit, match="control"):
+        generate_samples_main = __import__("generate_samples").main
+        generate_samples_main(["-dataset", "bair", "-gpu", "-1", "-ckpt_path", str(tiny["dirs"]["stage2"]),
+                               "-images", str(_write_images(tmp_path / "imgs")), "-out", str(tmp_path / "o2")])
