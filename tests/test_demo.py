@@ -1,0 +1,47 @@
+"""The bundled demo model (models/demo): it loads, samples differ with the residual, and the videos start
+at the given start frame."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from stage2_cINN.pipeline import load_model
+from utils.inference import default_image_dir, list_images, read_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return load_model(ROOT / "models" / "demo" / "stage2")
+
+
+@pytest.fixture(scope="module")
+def x0(pipe):
+    return read_images(list_images(default_image_dir("demo")), pipe.img_size)
+
+
+def test_demo_model_loads_in_the_released_layout(pipe):
+    assert pipe.img_size == 64 and not pipe.control
+    assert (ROOT / "models/demo/stage1/config_stage1.yaml").is_file()
+    assert (ROOT / "models/demo/stage2_AE/Encoder_stage2.pth").is_file()
+
+
+def test_samples_differ_with_the_residual(pipe, x0):
+    g = torch.Generator().manual_seed(0)
+    r1, r2 = torch.randn(len(x0), pipe.z_dim, generator=g), torch.randn(len(x0), pipe.z_dim, generator=g)
+    a, b = pipe.sample(x0, 16, residual=r1), pipe.sample(x0, 16, residual=r2)
+    assert a.shape == (len(x0), 16, 3, 64, 64)
+    assert torch.equal(a, pipe.sample(x0, 16, residual=r1))  # reproducible
+    per_video = (a - b).abs().flatten(1).mean(1)
+    assert (per_video > 1e-3).all(), per_video
+
+
+def test_first_frames_stay_close_to_the_start_frame(pipe, x0):
+    video = pipe.sample(x0, 16, residual=torch.randn(len(x0), pipe.z_dim, generator=torch.Generator().manual_seed(1)))
+    first = (video[:, 0] - x0).abs().flatten(1).mean(1)  # each video's first frame vs its own start frame
+    other = (video[:, 0] - x0.roll(1, dims=0)).abs().flatten(1).mean(1)  # vs another start frame
+    assert (first < 0.2).all(), first
+    assert (first < other).all(), (first, other)
