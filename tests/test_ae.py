@@ -16,6 +16,8 @@ from stage2_cINN.AE.modules.biggan import ConditionalBatchNorm2d, SpectralNorm
 from stage2_cINN.AE.modules.losses import adaptive_disc_weight, hinge_d_loss
 from utils.config import load_config
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "stage2_cINN" / "AE" / "configs"
 DATASETS = ["bair", "landscape", "iPER", "DTDB_fire", "DTDB_clouds", "DTDB_vegetation", "DTDB_waterfall"]
 
@@ -33,13 +35,6 @@ def _mse_perceptual(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((x - y) ** 2).mean(dim=(1, 2, 3), keepdim=True)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """These small CPU ops run ~5x faster single-threaded when the 2 shared cores are oversubscribed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -22,18 +22,13 @@ from stage2_cINN.modules import (
 from stage2_cINN.modules.control import POS_MAX, POS_MIN
 from utils.config import yaml_load
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["bair", "landscape", "iPER", "DTDB_fire", "DTDB_clouds", "DTDB_vegetation", "DTDB_waterfall"]
 C, D, HIDDEN, DEPTH, B = 8, 5, 16, 1, 6  # small sizes: latent dim, condition dim, MLP width/depth, batch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops: a single intra-op thread is much faster on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _perturb(module: nn.Module, std: float = 0.05) -> None:

@@ -25,6 +25,8 @@ from data.synthetic import write_bair_tfrecord, write_synthetic_dataset
 from data.tfrecord import (TFRecordError, _update_bytes, crc32c, decode_example, encode_example, iter_records,
                            read_examples, write_examples)
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
+
 LAYOUT_NAMES = ["bair", "landscape", "iPER", "DTDB", "folder"]
 L, SIZE = 5, 32
 
@@ -39,13 +41,6 @@ def make_config(written: dict, **overrides) -> dict:
     return {"Data": data_cfg, "Training": {}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small tensors on shared cores: intra-op threads only add contention (10x slower under load)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,8 @@ from tests.helpers import write_tiny_model
 from tests.test_metrics import TINY_POOL, _activating_init
 from utils.video import save_gif, save_mp4, save_png
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
+
 N_TEST_VIDEOS = 3
 
 
@@ -64,14 +66,6 @@ def tiny_backbones(fid: bool = True) -> evaluation.Backbones:
         fid=FrameStats() if fid else None, vgg_size=None)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These runs are tiny: one intra-op thread avoids OpenMP barrier stalls on shared, busy cores
-    (measured: ~4x faster under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
