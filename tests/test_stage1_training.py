@@ -135,3 +135,21 @@ def test_ddp_two_cpu_processes_hold_identical_weights(bair_root, tmp_path):
     assert float(line.split()[1]) == 0.0
     moved = [l for l in res.stdout.splitlines() if l.startswith("MOVED")][0]
     assert float(moved.split()[1]) > 0  # a real update happened (from different data on each rank)
+
+
+def test_per_epoch_fvd_backend(tmp_path, caplog):
+    from metrics.i3d import KineticsI3D
+    from stage1_VAE.trainer import _make_fvd
+
+    cfg = tiny_stage1_config(FVD="FVD", i3d_weights=str(tmp_path / "missing.pth"))
+    with caplog.at_level("WARNING"):
+        assert _make_fvd(cfg, torch.device("cpu")) is None  # no weights: disabled, and said so
+    assert "missing.pth" in caplog.text
+    torch.save(KineticsI3D().state_dict(), tmp_path / "model_rgb.pth")
+    cfg["Training"]["i3d_weights"] = str(tmp_path / "model_rgb.pth")
+    fvd = _make_fvd(cfg, torch.device("cpu"))
+    assert fvd.name == "PFVD"
+    videos = torch.rand(2, 16, 3, 32, 32) * 2 - 1
+    feats = fvd.features(videos)
+    assert feats.shape == (2, 400) and feats.dtype == torch.float64
+    assert abs(fvd.distance(feats, feats)) < 1e-6
