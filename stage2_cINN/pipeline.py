@@ -4,15 +4,23 @@
 >>> pipe = load_model("models/landscape/stage2", device="cuda")
 >>> videos = pipe.sample(x0, seq_length=16)            # x0: (B, 3, H, W) in [-1, 1]
 >>> moved = pipe.transfer(query, x0, use_mean=True)    # query: (1, T, 3, H, W)
+>>> many = pipe.sample_many(x0[:1], 8)                 # 8 videos from one start frame: (1, 8, 16, 3, H, W)
+
+Inference runs under ``torch.inference_mode``. The frozen decoder's spectral-norm weights are computed once
+(:func:`~stage1_VAE.modules.perf.freeze_spectral_norm`; call :meth:`Pipeline.refresh` after changing its
+weights), and :meth:`Pipeline.sample_many` embeds the start frame and computes its SPADE conditioning once
+for all its samples.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from stage1_VAE.modules.perf import freeze_spectral_norm
 from stage2_cINN.loading import (
     LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage,
 )
@@ -35,6 +43,14 @@ class Pipeline:
         self.img_size = int(config_stage1["Data"]["img_size"])
         self.ae_size = int(ae_size or self.img_size)
         self.frames_per_pass = _frames_per_pass(config_stage1)
+        self._frozen = contextlib.ExitStack()
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the cached spectral-norm weights of the (eval-mode) decoder after its weights changed."""
+        self._frozen.close()
+        if not self.decoder.training:
+            self._frozen.enter_context(freeze_spectral_norm(self.decoder))
 
     # ------------------------------------------------------------------ helpers
     def _prep(self, x0: torch.Tensor) -> torch.Tensor:
@@ -45,7 +61,7 @@ class Pipeline:
             x0 = F.interpolate(x0, size=(self.img_size, self.img_size), mode="bilinear", align_corners=False)
         return x0
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def embed(self, x0: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The cINN condition: the AE's mean embedding of x0 (+ the 30-d endpoint code with control)."""
         emb = embed_start_frame(self.conditioner, self._prep(x0), self.ae_size)  # (B, emb_dim)
@@ -60,22 +76,51 @@ class Pipeline:
             raise ValueError("cond was given but this model has no control (Training.control is False)")
         return emb
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def decode(self, x0: torch.Tensor, z: torch.Tensor, seq_length: int = 16) -> torch.Tensor:
         """G(x0, z); for more frames than one pass yields, G is re-applied from the last generated frame
-        with the same z, and the result is cut along time (the original cut the batch)."""
+        with the same z, and the result is cut along time (the original cut the batch).
+
+        ``x0`` (B, 3, H, W) and ``z`` (B, z_dim); a single start frame (1, 3, H, W) serves every ``z``
+        (its SPADE conditioning is computed once and broadcast).
+        """
         x0 = self._prep(x0)
         z = z.to(self.device, torch.float32)
-        parts, start, total = [], x0, 0
+        if x0.shape[0] not in (1, z.shape[0]):
+            raise ValueError(f"decode got {x0.shape[0]} start frames for {z.shape[0]} latents")
+        parts, total = [], 0
+        cache = self.decoder.condition(x0)  # batch 1 or B: broadcast over z inside the generator
         while total < seq_length:
-            video = self.decoder(start, z)  # (B, T, 3, H, W)
+            video = self.decoder(None, z, cond_cache=cache)  # (B, T, 3, H, W)
             parts.append(video)
             total += video.shape[1]
-            start = video[:, -1]
+            if total < seq_length:
+                cache = self.decoder.condition(video[:, -1])
         return torch.cat(parts, dim=1)[:, :seq_length]
 
+    @torch.inference_mode()
+    def generate(self, x0: torch.Tensor, emb: torch.Tensor, residual: torch.Tensor,
+                 seq_length: int = 16) -> torch.Tensor:
+        """``G(x0, INN^-1(residual | emb))``: the cINN reverse and the decoder, given the embedding.
+
+        ``residual`` (B, z_dim); ``emb`` (B or 1, D) and ``x0`` (B or 1, 3, H, W) are broadcast over it.
+        """
+        residual = residual.to(self.device, torch.float32)
+        emb = emb.to(self.device, torch.float32).expand(residual.shape[0], -1)
+        z = self.flow.reverse(residual, emb)  # (B, z_dim)
+        return self.decode(x0, z, seq_length)
+
+    def _residual(self, shape: tuple[int, ...], residual: torch.Tensor | None,
+                  generator: torch.Generator | None) -> torch.Tensor:
+        if residual is None:
+            residual = torch.randn(*shape, generator=generator,
+                                   device=generator.device if generator is not None else "cpu")
+        if tuple(residual.shape[: len(shape) - 1]) != tuple(shape[:-1]):
+            raise ValueError(f"residual must have shape {tuple(shape)}, got {tuple(residual.shape)}")
+        return residual.to(self.device, torch.float32)
+
     # ------------------------------------------------------------------ public API
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, x0: torch.Tensor, seq_length: int = 16, residual: torch.Tensor | None = None,
                cond: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """Videos (B, seq_length, 3, H, W) in [-1, 1] from start frames x0 (B, 3, H, W) in [-1, 1].
@@ -83,15 +128,27 @@ class Pipeline:
         ``residual`` (B, z_dim) fixes the noise; ``cond`` (B, 3) is the BAIR end-effector position.
         """
         x0 = self._prep(x0)
-        emb = self.embed(x0, cond)
-        if residual is None:
-            residual = torch.randn(x0.shape[0], self.z_dim, generator=generator,
-                                   device=generator.device if generator is not None else "cpu")
-        residual = residual.to(self.device, torch.float32)
-        z = self.flow.reverse(residual, emb)  # (B, z_dim)
-        return self.decode(x0, z, seq_length)
+        residual = self._residual((x0.shape[0], self.z_dim), residual, generator)
+        return self.generate(x0, self.embed(x0, cond), residual, seq_length)
 
-    @torch.no_grad()
+    @torch.inference_mode()
+    def sample_many(self, x0: torch.Tensor, n: int, seq_length: int = 16, residual: torch.Tensor | None = None,
+                    cond: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` videos per start frame: x0 (B, 3, H, W) or (3, H, W) -> (B, n, seq_length, 3, H, W).
+
+        Each start frame is embedded and its SPADE conditioning computed once for its ``n`` samples; the
+        result equals :meth:`sample` of the start frame repeated ``n`` times with the same residuals.
+        ``residual`` (B, n, z_dim); ``cond`` (B, 3) with control.
+        """
+        if x0.dim() == 3:
+            x0 = x0.unsqueeze(0)
+        x0 = self._prep(x0)
+        b = x0.shape[0]
+        residual = self._residual((b, n, self.z_dim), residual, generator)
+        emb = self.embed(x0, cond)  # (B, D)
+        return torch.stack([self.generate(x0[i:i + 1], emb[i:i + 1], residual[i], seq_length) for i in range(b)])
+
+    @torch.inference_mode()
     def transfer(self, query: torch.Tensor, x0: torch.Tensor, seq_length: int = 16,
                  use_mean: bool = False) -> torch.Tensor:
         """Put the motion of ``query`` (1, T, 3, H, W; frame 0 its start frame) on every start frame of

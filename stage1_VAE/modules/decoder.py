@@ -4,6 +4,17 @@ The start frame ``x0`` enters every block through SPADE. Its modulation maps ``(
 on ``z`` or on time, so they are computed once per block as 2D maps ``(B, C, H, W)`` and broadcast over
 time (the reference computes them per frame; the numbers are the same). :meth:`Generator.condition`
 returns them as a cache that can be reused for many ``z`` (also with a batch of 1 broadcast over ``z``).
+
+Work the reference does that the numbers do not need (all equal to float32 rounding, see
+``tests/test_perf_equivalence.py``):
+
+* temporal nearest upsampling is never materialised: a block gets its input at the lower frame rate
+  (``t_rep``); GroupNorm statistics, the SPADE modulation, the LReLU and the 1x1 shortcut are the same per
+  repeated frame, and ``conv_0`` uses :func:`~stage1_VAE.modules.perf.repeated_time_conv3d` (1.5x fewer
+  FLOPs); the shortcut is added to the upsampled residual by broadcasting;
+* a one-frame input (``head_0``) only meets the centre temporal tap of a 3x3x3 kernel;
+* AdaIN's instance norm and its per-sample affine map are one ``batch_norm`` call over ``(1, B*C, ...)``,
+  SPADE's modulation one ``addcmul``, the LReLUs run in place.
 """
 from __future__ import annotations
 
@@ -14,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .perf import TimeRepeatConv3d
 from .resnet3d import maybe_sn
 
 logger = logging.getLogger(__name__)
@@ -44,8 +56,9 @@ class SPADE(nn.Module):
         return self.conv_gamma(h), self.conv_beta(h)  # (B, C, H, W) x 2
 
     def forward(self, x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        """``x`` (B, C, T, H, W) modulated by 2D maps broadcast over time."""
-        return self.norm(x) * (1 + gamma.unsqueeze(2)) + beta.unsqueeze(2)  # (B, C, T, H, W)
+        """``x`` (B, C, T, H, W) modulated by 2D maps (B|1, C, H, W) broadcast over time."""
+        # norm(x) * (1 + gamma) + beta in one pass
+        return torch.addcmul(beta.unsqueeze(2), self.norm(x), (1 + gamma).unsqueeze(2))  # (B, C, T, H, W)
 
 
 class AdaIN(nn.Module):
@@ -57,8 +70,15 @@ class AdaIN(nn.Module):
         self.linear = nn.Linear(z_dim, 2 * n_channels)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        gamma, beta = self.linear(z)[:, :, None, None, None].chunk(2, dim=1)  # (B, C, 1, 1, 1) x 2
-        return gamma * self.norm(x) + beta  # (B, C, T, H, W)
+        """``x`` (B, C, T, H, W), ``z`` (B, z_dim) -> (B, C, T, H, W)."""
+        gamma, beta = self.linear(z).chunk(2, dim=1)  # (B, C) x 2
+        b, c = x.shape[:2]
+        if not x.is_contiguous():  # e.g. channels-last: the (1, B*C, ...) view below needs contiguous memory
+            return torch.addcmul(beta[:, :, None, None, None], self.norm(x), gamma[:, :, None, None, None])
+        # instance norm = batch norm of (1, B*C, ...) in training mode; its affine weights are per (b, c)
+        out = F.batch_norm(x.view(1, b * c, *x.shape[2:]), None, None, gamma.reshape(-1), beta.reshape(-1),
+                           training=True, momentum=0.0, eps=self.norm.eps)  # (1, B*C, T, H, W)
+        return out.view_as(x)  # (B, C, T, H, W)
 
 
 class ShortcutNorm(nn.Module):
@@ -80,8 +100,8 @@ class GeneratorBlock(nn.Module):
         n_mid = min(n_in, n_out)
         self.learned_shortcut = n_in != n_out
         # registration order = reference state-dict order
-        self.conv_0 = maybe_sn(nn.Conv3d(n_in, n_mid, 3, 1, 1), spectral_norm)
-        self.conv_1 = maybe_sn(nn.Conv3d(n_mid, n_out, 3, 1, 1), spectral_norm)
+        self.conv_0 = maybe_sn(TimeRepeatConv3d(n_in, n_mid, 3, 1, 1), spectral_norm)
+        self.conv_1 = maybe_sn(TimeRepeatConv3d(n_mid, n_out, 3, 1, 1), spectral_norm)
         if self.learned_shortcut:
             self.conv_s = maybe_sn(nn.Conv3d(n_in, n_out, 1, bias=False), spectral_norm)
         self.norm_0 = SPADE(n_in)
@@ -89,12 +109,19 @@ class GeneratorBlock(nn.Module):
         if self.learned_shortcut:
             self.norm_s = ShortcutNorm(n_in)
 
-    def forward(self, x: Tensor, z: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
-        """``x`` (B, n_in, T, H, W), ``z`` (B, z_dim), SPADE maps (B|1, n_in, H, W) -> (B, n_out, T, H, W)."""
-        x_s = self.conv_s(self.norm_s(x)) if self.learned_shortcut else x  # (B, n_out, T, H, W)
-        dx = self.conv_0(F.leaky_relu(self.norm_0(x, gamma, beta), LRELU_SLOPE))  # (B, n_mid, T, H, W)
-        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, z), LRELU_SLOPE))  # (B, n_out, T, H, W)
-        return x_s + dx  # (B, n_out, T, H, W)
+    def forward(self, x: Tensor, z: Tensor, gamma: Tensor, beta: Tensor, t_rep: int = 1) -> Tensor:
+        """``x`` (B, n_in, S, H, W), ``z`` (B, z_dim), SPADE maps (B|1, n_in, H, W) -> (B, n_out, S*t_rep, H, W).
+
+        With ``t_rep > 1`` the block computes what it computes on ``x`` nearest-upsampled in time by
+        ``t_rep`` (``x.repeat_interleave(t_rep, dim=2)``) without building that tensor.
+        """
+        x_s = self.conv_s(self.norm_s(x)) if self.learned_shortcut else x  # (B, n_out, S, H, W)
+        h = F.leaky_relu_(self.norm_0(x, gamma, beta), LRELU_SLOPE)  # (B, n_in, S, H, W)
+        dx = self.conv_0(h, t_rep)  # (B, n_mid, S*t_rep, H, W)
+        dx = self.conv_1(F.leaky_relu_(self.norm_1(dx, z), LRELU_SLOPE))  # (B, n_out, S*t_rep, H, W)
+        if t_rep > 1:  # the shortcut of the repeated frames, by broadcasting
+            return (dx.unflatten(2, (x.shape[2], t_rep)) + x_s.unsqueeze(3)).flatten(2, 3)
+        return x_s + dx  # (B, n_out, S, H, W)
 
 
 class Generator(nn.Module):
@@ -124,6 +151,7 @@ class Generator(nn.Module):
         us, ut = [int(s) for s in upsample_s], [int(t) for t in upsample_t]
         # (t, s) scale applied before each block
         self.block_scales = [(1, 1), (2, 2), (2, 2), (2, 2), (ut[0], us[0]), (ut[1], us[1])]
+        self.memory_format = torch.contiguous_format  # see stage1_VAE.modules.perf.set_channels_last
         self.block_sizes = []  # (T, H) at each block
         t, s = 1, 4
         for st, ss in self.block_scales:
@@ -183,8 +211,8 @@ class Generator(nn.Module):
             cond_cache = self.condition(x0)
         x = self.fc(z).view(z.shape[0], 16 * self.nf, 1, 4, 4)  # (B, 16nf, 1, 4, 4)
         for block, (st, ss), (gamma, beta) in zip(self.blocks(), self.block_scales, cond_cache):
-            if st != 1 or ss != 1:
-                x = F.interpolate(x, scale_factor=(st, ss, ss), mode="nearest")  # (B, C, T*st, H*ss, W*ss)
-            x = block(x, z, gamma, beta)  # (B, C', T, H, W)
+            if ss != 1:  # nearest x ss in space; the x st in time happens inside the block (t_rep)
+                x = F.interpolate(x, scale_factor=(1, ss, ss), mode="nearest")  # (B, C, T, H*ss, W*ss)
+            x = block(x.contiguous(memory_format=self.memory_format), z, gamma, beta, t_rep=st)  # (B, C', T*st, ..)
         x = self.conv_img(F.leaky_relu(x, LRELU_SLOPE))  # (B, 3, T, H, W)
         return torch.tanh(x).transpose(1, 2)  # (B, T, 3, H, W)

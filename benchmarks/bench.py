@@ -1,0 +1,433 @@
+"""Throughput and peak memory of the project's hot paths, with random weights of the real config sizes.
+
+    python benchmarks/bench.py --config bair landscape --what sampling,fwdbwd --device cpu --repeats 3 \
+        --baseline-rev cae7f02
+
+Items (``--what``):
+
+* ``sampling``: cINN reverse + decoder (:meth:`stage2_cINN.pipeline.Pipeline.generate`), 16 frames, batch
+  sizes ``--sample-bs`` (default 1 and 8); videos/s.
+* ``fwdbwd``: stage-1 encoder + decoder forward/backward of a batch of ``--batch`` clips (default 2).
+* ``stage1``: one full stage-1 training iteration (D_t, D_s and encoder+decoder updates) of the real
+  :class:`stage1_VAE.trainer.Stage1Trainer` on synthetic clips, LPIPS with a random VGG backbone.
+* ``cinn``: one cINN iteration (flow forward, NLL, backward, AMSGrad Adam step) on random latents, batch of
+  the config (50) unless ``--batch`` is given.
+* ``ae``: one iteration of the real :class:`stage2_cINN.AE.trainer.AETrainer` (generator and discriminator
+  updates), synthetic frames.
+* ``fvd``: FVD feature extraction (random-weight Kinetics I3D at 224 px, TF1 resize), videos/s.
+* ``data``: clips/s of the training loader with ``--workers`` workers on synthetic data in a temp dir.
+
+With ``--baseline-rev REV`` the ``sampling`` and ``fwdbwd`` items also run the decoder of git revision REV
+(loaded from ``git show REV:stage1_VAE/modules/decoder.py``, same weights) in the same process, interleaved
+with the current code, and print the speed-up. Times are wall-clock (mean +- std and median over
+``--repeats`` runs after ``--warmup`` runs); ``cpu`` is the process CPU time (less sensitive to other
+processes on a shared machine). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the
+rise of the process RSS above its value at the start of the timed runs (sampled every 50 ms).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from stage1_VAE.modules import build_stage1  # noqa: E402
+from stage1_VAE.modules.perf import maybe_compile, set_channels_last  # noqa: E402
+from utils.config import load_config  # noqa: E402
+
+CONFIGS = {
+    "bair": ("stage1_VAE/configs/bair_config.yaml", "stage2_cINN/configs/bair_config.yaml",
+             "stage2_cINN/AE/configs/bair_config.yaml", "bair"),
+    "landscape": ("stage1_VAE/configs/landscape_config.yaml", "stage2_cINN/configs/landscape_config.yaml",
+                  "stage2_cINN/AE/configs/landscape_config.yaml", "landscape"),
+}
+ALL = ("sampling", "fwdbwd", "stage1", "cinn", "ae", "fvd", "data")
+
+
+# ------------------------------------------------------------------------------------------ measuring
+@dataclass
+class Result:
+    """Timings of one benchmark item (seconds per call) and its peak memory (MiB)."""
+
+    config: str
+    item: str
+    variant: str
+    items_per_call: int
+    unit: str
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    peak_mib: float = float("nan")
+    baseline_of: str | None = None  # variant this one is the git-revision baseline of
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.wall)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.wall) if len(self.wall) > 1 else 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.wall)
+
+    def row(self) -> str:
+        rate = self.items_per_call / self.median
+        return (f"{self.config:10s} {self.item:9s} {self.variant:22s} {self.mean:8.3f} +- {self.std:6.3f} s "
+                f"(median {self.median:7.3f}, cpu {statistics.median(self.cpu):7.3f})  "
+                f"{rate:8.3f} {self.unit}  peak {self.peak_mib:8.1f} MiB")
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device, out: Result, interval: float = 0.05):
+    """Record the peak memory of the block into ``out.peak_mib``: the CUDA allocator's peak on CUDA, else
+    the highest process RSS above the RSS at entry (sampled every ``interval`` s by a thread; resetting
+    VmHWM through /proc/self/clear_refs makes the next page faults very slow on some VMs)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        yield
+        torch.cuda.synchronize(device)
+        out.peak_mib = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        return
+    base, peak, stop = _rss_bytes(), [0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        out.peak_mib = max(peak[0] - base, 0) / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn: Callable[[], object], res: Result, device: torch.device, repeats: int, warmup: int) -> Result:
+    """Run ``fn`` ``warmup`` times, then ``repeats`` timed times (wall and process CPU time)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    with peak_memory(device, res):
+        for _ in range(repeats):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            _sync(device)
+            res.wall.append(time.perf_counter() - t0)
+            res.cpu.append(time.process_time() - c0)
+    return res
+
+
+def measure_ab(fns: dict[str, Callable[[], object]], results: dict[str, Result], device: torch.device,
+               repeats: int, warmup: int) -> None:
+    """Like :func:`measure` for several variants, interleaved run by run (fair on a loaded machine)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            one = Result(**{**asdict(results[name]), "wall": [], "cpu": []})
+            measure(fn, one, device, 1, 0)
+            results[name].wall += one.wall
+            results[name].cpu += one.cpu
+            prev = results[name].peak_mib
+            results[name].peak_mib = one.peak_mib if prev != prev else max(prev, one.peak_mib)  # nan: first
+
+
+# ------------------------------------------------------------------------------------------ models
+def baseline_generator_class(rev: str) -> type:
+    """The ``Generator`` of ``stage1_VAE/modules/decoder.py`` at git revision ``rev``."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:stage1_VAE/modules/decoder.py"],
+                         check=True, capture_output=True, text=True).stdout
+    name = f"stage1_VAE.modules._decoder_{rev.replace('/', '_')}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "stage1_VAE.modules"  # its relative imports resolve against today's package
+    exec(compile(src, f"{rev}:decoder.py", "exec"), module.__dict__)  # noqa: S102 - the repo's own history
+    return module.Generator
+
+
+def stage1_nets(cfg1: dict, device: torch.device, channels_last: bool) -> dict:
+    torch.manual_seed(0)
+    nets = {k: v.to(device) for k, v in build_stage1(cfg1).items()}
+    if channels_last:
+        for m in nets.values():
+            set_channels_last(m)
+    return nets
+
+
+def baseline_decoder(rev: str, cfg1: dict, like: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    dec = baseline_generator_class(rev).from_config(cfg1["Decoder"]).to(device)
+    dec.load_state_dict(like.state_dict())
+    return dec.train(like.training)
+
+
+# ------------------------------------------------------------------------------------------ items
+def bench_sampling(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from stage2_cINN.modules import build_cinn
+    from stage2_cINN.pipeline import Pipeline
+
+    cfg1, cfg2 = cfgs[0], cfgs[1]
+    nets = stage1_nets(cfg1, device, args.channels_last)
+    dec = nets["decoder"].eval()
+    flow = build_cinn(cfg2, int(cfg1["Decoder"]["z_dim"])).to(device).eval()
+    pipe = Pipeline(flow, dec, nets["encoder"].eval(), None, cfg2, cfg1, device)
+    pipe.decoder = maybe_compile(dec, args.compile)
+    img, emb_dim = int(cfg1["Data"]["img_size"]), flow.cond_channels
+    out = []
+    for bs in args.sample_bs:
+        g = torch.Generator().manual_seed(bs)
+        x0 = (torch.rand(bs, 3, img, img, generator=g) * 2 - 1).to(device)
+        emb = torch.randn(bs, emb_dim, generator=g).to(device)
+        eps = torch.randn(bs, pipe.z_dim, generator=g).to(device)
+        fns = {f"bs{bs}": lambda: pipe.generate(x0, emb, eps)}
+        if args.baseline_rev:
+            base = baseline_decoder(args.baseline_rev, cfg1, dec, device).eval()
+
+            @torch.no_grad()
+            def baseline() -> torch.Tensor:
+                return base(x0, flow.reverse(eps, emb))
+
+            fns[f"bs{bs} @{args.baseline_rev}"] = baseline
+            with torch.no_grad():
+                err = (fns[f"bs{bs}"]() - baseline()).abs().max().item()
+            print(f"# {name} sampling bs{bs}: max |current - baseline| = {err:.2e}")
+        res = {k: Result(name, "sampling", k, bs, "videos/s", baseline_of=f"bs{bs}" if "@" in k else None)
+               for k in fns}
+        measure_ab(fns, res, device, args.repeats, args.warmup)
+        out += list(res.values())
+    return out
+
+
+def bench_fwdbwd(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    cfg1 = cfgs[0]
+    nets = stage1_nets(cfg1, device, args.channels_last)
+    enc, dec = nets["encoder"].train(), nets["decoder"].train()
+    img, bs = int(cfg1["Data"]["img_size"]), args.batch or 2
+    g = torch.Generator().manual_seed(0)
+    seq = (torch.rand(bs, 17, 3, img, img, generator=g) * 2 - 1).to(device)
+    decoders = {"current": maybe_compile(dec, args.compile)}
+    if args.baseline_rev:
+        decoders[f"@{args.baseline_rev}"] = baseline_decoder(args.baseline_rev, cfg1, dec, device)
+
+    def step(d: torch.nn.Module) -> Callable[[], None]:
+        def run() -> None:
+            z, mu, logvar = enc(seq[:, 1:])
+            x_hat = d(seq[:, 0], z)
+            kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1).mean()
+            ((x_hat - seq[:, 1:]).abs().mean() + 1e-5 * kl).backward()
+            enc.zero_grad(set_to_none=True)
+            d.zero_grad(set_to_none=True)
+        return run
+
+    res = {k: Result(name, "fwdbwd", f"bs{bs} {k}", bs, "clips/s", baseline_of=f"bs{bs} current" if "@" in k else None)
+           for k in decoders}
+    measure_ab({k: step(d) for k, d in decoders.items()}, res, device, args.repeats, args.warmup)
+    return list(res.values())
+
+
+def _synthetic(kind: str, tmp: Path, img: int, n_videos: int = 4) -> dict:
+    from data.synthetic import write_synthetic_dataset
+
+    return write_synthetic_dataset(kind, tmp / kind, n_videos=n_videos, n_frames=20, size=img)
+
+
+def _training_config(path: str, schema: str, data: dict, tmp: Path, bs: int, extra: list[str]) -> dict:
+    overrides = [f"Training.save_path={tmp / 'runs'}", "Training.savename=bench", f"Training.bs={bs}",
+                 "Training.workers=0", "Training.allow_random_lpips=True", "Logging.mode=disabled", *extra]
+    cfg = load_config(ROOT / path, schema, overrides)
+    cfg["Data"].update(data)
+    return cfg
+
+
+def bench_stage1(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from stage1_VAE.trainer import Stage1Trainer
+    from utils.run import start_run_from_config
+
+    img, bs = int(cfgs[0]["Data"]["img_size"]), args.batch or (2 if device.type == "cpu" else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _synthetic(cfgs[3], Path(tmp), img)
+        bs = bs or int(cfgs[0]["Training"]["bs"])
+        cfg = _training_config(CONFIGS[name][0], "stage1", data, Path(tmp), bs,
+                               ["Training.FVD=none", f"Training.amp={args.amp}", f"Training.compile={args.compile}"])
+        gpu = (device.index or 0) if device.type == "cuda" else -1
+        trainer = Stage1Trainer(start_run_from_config(cfg, gpu, "stage1"))
+        seq = (torch.rand(bs, 17, 3, img, img, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+        epoch = int(cfg["Training"]["pretrain"])  # GAN terms and discriminator updates on
+        for m in (trainer.encoder, trainer.decoder, trainer.disc_t, trainer.disc_s):
+            m.train()
+        res = Result(name, "stage1", f"bs{bs} full iteration", bs, "clips/s")
+        return [measure(lambda: trainer.train_step(seq, epoch), res, device, args.repeats, args.warmup)]
+
+
+def bench_cinn(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from stage2_cINN.modules import build_cinn, nll_loss
+
+    cfg1, cfg2 = cfgs[0], cfgs[1]
+    tr = cfg2["Training"]
+    z_dim = int(cfg1["Decoder"]["z_dim"])
+    flow = build_cinn(cfg2, z_dim).to(device).train()
+    bs = args.batch or int(tr["bs"])
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(bs, z_dim, generator=g).to(device)
+    emb = torch.randn(bs, flow.cond_channels, generator=g).to(device)
+    opt = torch.optim.Adam(flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
+                           weight_decay=tr["weight_decay"], amsgrad=tr["amsgrad"])
+
+    def step() -> None:
+        eps, logdet = flow(z, emb)
+        loss = nll_loss(eps, logdet)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    res = Result(name, "cinn", f"bs{bs} flow iteration", bs, "samples/s")
+    return [measure(step, res, device, args.repeats, args.warmup)]
+
+
+def bench_ae(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from stage2_cINN.AE.trainer import AETrainer
+    from utils.run import start_run_from_config
+
+    cfg_ae = cfgs[2]
+    img = int(cfg_ae["AE"]["in_size"])
+    bs = args.batch or (2 if device.type == "cpu" else int(cfg_ae["Training"]["bs"]))
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _synthetic(cfgs[3], Path(tmp), img)
+        cfg = _training_config(CONFIGS[name][2], "ae", data, Path(tmp), bs, [f"Training.compile={args.compile}"])
+        gpu = (device.index or 0) if device.type == "cuda" else -1
+        trainer = AETrainer(start_run_from_config(cfg, gpu, "ae"))
+        x = (torch.rand(bs, 3, img, img, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
+        epoch = int(cfg["Training"]["pretrain"])  # adversarial term and discriminator update on
+        res = Result(name, "ae", f"bs{bs} full iteration", bs, "images/s")
+        return [measure(lambda: trainer.train_step(x, epoch), res, device, args.repeats, args.warmup)]
+
+
+def bench_fvd(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from metrics.fvd import FVDFeatureExtractor
+    from metrics.i3d import KineticsI3D
+
+    img = int(cfgs[0]["Data"]["img_size"])
+    torch.manual_seed(0)
+    extractor = FVDFeatureExtractor(KineticsI3D(), "fvd", device)
+    bs = args.batch or (2 if device.type == "cpu" else 16)
+    videos = (torch.rand(bs, 16, 3, img, img) * 2 - 1).to(device)
+    res = Result(name, "fvd", f"bs{bs} I3D@224", bs, "videos/s")
+    return [measure(lambda: extractor(videos), res, device, args.repeats, args.warmup)]
+
+
+def bench_data(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    from data import get_dataset, make_loader
+
+    cfg1 = cfgs[0]
+    img, bs = int(cfg1["Data"]["img_size"]), args.batch or int(cfg1["Training"]["bs"])
+    n_batches = 4
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _synthetic(cfgs[3], Path(tmp), img, n_videos=bs * n_batches)
+        cfg = _training_config(CONFIGS[name][0], "stage1", data, Path(tmp), bs, [])
+        loader = make_loader(get_dataset(cfg, "train"), bs, shuffle=True, workers=args.workers, drop_last=True)
+
+        def epoch() -> int:
+            n = 0
+            for i, batch in enumerate(loader):
+                n += batch["seq"].shape[0]
+                if i + 1 >= n_batches:
+                    break
+            return n
+
+        clips = min(n_batches, len(loader)) * bs
+        res = Result(name, "data", f"bs{bs} workers={args.workers}", clips, "clips/s")
+        return [measure(epoch, res, torch.device("cpu"), args.repeats, args.warmup)]
+
+
+ITEMS = {"sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1, "cinn": bench_cinn,
+         "ae": bench_ae, "fvd": bench_fvd, "data": bench_data}
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", nargs="+", default=["bair", "landscape"], choices=sorted(CONFIGS))
+    p.add_argument("--what", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
+    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: utils.device.get_device)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch", type=int, default=None, help="batch of the training/fvd/data items")
+    p.add_argument("--sample-bs", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--workers", type=int, default=2, help="data-loader workers of the data item")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--baseline-rev", default=None, help="git revision whose decoder is the 'before'")
+    p.add_argument("--channels-last", action="store_true", help="channels-last-3D stage-1 networks")
+    p.add_argument("--compile", action="store_true", help="torch.compile the benchmarked networks")
+    p.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"], help="stage-1 training autocast")
+    p.add_argument("--flush-denormal", action="store_true",
+                   help="torch.set_flush_denormal(True): on the CPU, denormal floats (seen in the random-weight "
+                        "cINN's iteration) make arithmetic ~20x slower; this flushes them to zero")
+    p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    args = p.parse_args(argv)
+    from utils.device import get_device
+
+    device = torch.device(args.device) if args.device else get_device()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.flush_denormal and not torch.set_flush_denormal(True):
+        print("# flush-denormal is not supported on this CPU")
+    what = [w.strip() for w in args.what.split(",") if w.strip()]
+    unknown = set(what) - set(ALL)
+    if unknown:
+        p.error(f"unknown --what {sorted(unknown)}; choose from {ALL}")
+    print(f"# device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"flush-denormal {args.flush_denormal}, load average {os.getloadavg()}, argv {' '.join(sys.argv[1:])}")
+    results: list[Result] = []
+    for name in args.config:
+        s1, s2, ae, kind = CONFIGS[name]
+        cfgs = (load_config(ROOT / s1, "stage1"), load_config(ROOT / s2, "cinn"), load_config(ROOT / ae, "ae"), kind)
+        for item in what:
+            for r in ITEMS[item](name, cfgs, args, device):
+                print(r.row(), flush=True)
+                results.append(r)
+            mine = {r.variant: r for r in results if r.config == name and r.item == item}
+            for b in mine.values():
+                r = mine.get(b.baseline_of or "")
+                if r is not None:
+                    print(f"# {name} {item} {r.variant}: speed-up x{b.median / r.median:.2f} over {b.variant} "
+                          f"(wall medians), x{statistics.median(b.cpu) / statistics.median(r.cpu):.2f} (cpu)")
+    print(f"# load average after: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([{**asdict(r), "mean": r.mean, "std": r.std, "median": r.median}
+                                               for r in results], indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    main()
