@@ -33,7 +33,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-seq_length", type=int, default=16, help="frames per generated video")
     p.add_argument("-texture", default=None, help="DTDB texture: fire | clouds | vegetation | waterfall")
     p.add_argument("-ckpt_path", "-chkpt", default=None, help="model folder with config_stage2.yaml and cINN.pth")
-    p.add_argument("-bs", type=int, default=6, help="videos generated per batch")
+    p.add_argument("-bs", type=int, default=6, help="start frames per batch (each with -n_samples videos)")
     p.add_argument("-images", default=None, help="folder of start frames (default: assets/GT_samples/<dataset>)")
     p.add_argument("-out", default=None, help="output folder (default: assets/results/<dataset>)")
     p.add_argument("-n_samples", type=int, default=4, help="realisations per start frame")
@@ -44,14 +44,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 @torch.no_grad()
 def generate(pipe, x0: torch.Tensor, n_samples: int, seq_length: int, bs: int, seed: int) -> torch.Tensor:
-    """(N, K, T, 3, H, W): K realisations for each of N start frames, reproducible from ``seed``."""
+    """(N, K, T, 3, H, W): K realisations for each of N start frames, reproducible from ``seed``.
+
+    Each start frame is embedded and its SPADE conditioning computed once for all of its samples
+    (``Pipeline.sample_many``); ``bs`` start frames are processed per call.
+    """
     gen = torch.Generator().manual_seed(seed)
-    starts = x0.repeat_interleave(n_samples, dim=0)  # (N*K, 3, H, W)
-    residual = torch.randn(starts.shape[0], pipe.z_dim, generator=gen)
+    residual = torch.randn(x0.shape[0], n_samples, pipe.z_dim, generator=gen)
     out = []
-    for i in tqdm(range(0, starts.shape[0], bs), desc="sampling", leave=False):
-        out.append(pipe.sample(starts[i:i + bs], seq_length, residual=residual[i:i + bs]).cpu())
-    return torch.cat(out).unflatten(0, (x0.shape[0], n_samples))
+    for i in tqdm(range(0, x0.shape[0], bs), desc="sampling", leave=False):
+        out.append(pipe.sample_many(x0[i:i + bs], n_samples, seq_length, residual=residual[i:i + bs]).cpu())
+    return torch.cat(out)
 
 
 def write_results(x0: torch.Tensor, videos: torch.Tensor, out: Path, fps: float) -> Path:
