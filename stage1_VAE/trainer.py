@@ -11,12 +11,11 @@ from data import get_dataset, make_loader
 from stage1_VAE.modules import build_stage1
 from stage1_VAE.modules.losses import Stage1Loss, make_lpips
 from utils.amp import autocast, make_scaler
-from utils.checkpoint import find_checkpoint
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
     MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, load_training_state,
-    n_steps, psnr, restore_rng, save_training_state, ssim, sync_initialised_params, wrap_model,
+    n_steps, psnr, resume_counters, resume_file, save_training_state, ssim, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif, save_mp4, side_by_side
 
@@ -100,17 +99,10 @@ class Stage1Trainer:
         """Continue exactly where ``latest_checkpoint_*`` in ``folder`` stopped (epoch, optimisers,
         schedulers, RNG). Each discriminator gets its own scheduler back (the original loaded the D_s
         scheduler into the D_t one)."""
-        ckpt = None
-        for name, (model, opt, sched) in self._parts().items():
-            path = find_checkpoint(folder / f"latest_checkpoint_{name}")
-            if path is None:
-                raise FileNotFoundError(f"cannot resume: {folder / f'latest_checkpoint_{name}.pth'} is missing")
-            c = load_training_state(path, model, opt, sched, map_location=self.device)
-            ckpt = c if name == "GEN" else ckpt
-        self.start_epoch = ckpt["epoch"] + 1
-        self.step = ckpt.get("step", 0)
-        self.best = ckpt.get("best")
-        restore_rng(ckpt)
+        paths = {name: resume_file(folder, f"latest_checkpoint_{name}") for name in self._parts()}  # all or none
+        ckpts = {name: load_training_state(paths[name], model, opt, sched, map_location=self.device)
+                 for name, (model, opt, sched) in self._parts().items()}
+        self.start_epoch, self.step, self.best = resume_counters(ckpts["GEN"])
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     # ------------------------------------------------------------------ training

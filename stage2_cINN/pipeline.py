@@ -1,7 +1,7 @@
 """Inference API: load a released (or self-trained) model folder, sample videos, transfer motion.
 
 >>> from stage2_cINN.pipeline import load_model
->>> pipe = load_model("models/landscape/stage2", device="cuda")
+>>> pipe = load_model("models/landscape/stage2", device=get_device(0))  # utils.device
 >>> videos = pipe.sample(x0, seq_length=16)            # x0: (B, 3, H, W) in [-1, 1]
 >>> moved = pipe.transfer(query, x0, use_mean=True)    # query: (1, T, 3, H, W)
 >>> many = pipe.sample_many(x0[:1], 8)                 # 8 videos from one start frame: (1, 8, 16, 3, H, W)

@@ -12,12 +12,12 @@ from stage2_cINN.loading import check_files, embed_start_frame, load_conditioner
 from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
-from utils.checkpoint import atomic_save, find_checkpoint
+from utils.checkpoint import atomic_save
 from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, current_rng, epoch_iter, is_better, load_training_state, n_steps, restore_rng,
+    MeanTracker, current_rng, epoch_iter, is_better, load_training_state, n_steps, resume_counters, resume_file,
     save_training_state, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif, side_by_side
@@ -137,12 +137,9 @@ class CINNTrainer:
                             rng=current_rng(), step=self.step, best=self.best)
 
     def resume(self, folder: Path) -> None:
-        path = find_checkpoint(folder / "latest_checkpoint_cINN")
-        if path is None:
-            raise FileNotFoundError(f"cannot resume: {folder / 'latest_checkpoint_cINN.pth'} is missing")
-        ckpt = load_training_state(path, self.flow, self.opt, self.sched, map_location=self.device)
-        self.start_epoch, self.step, self.best = ckpt["epoch"] + 1, ckpt.get("step", 0), ckpt.get("best")
-        restore_rng(ckpt)
+        ckpt = load_training_state(resume_file(folder, "latest_checkpoint_cINN"), self.flow, self.opt, self.sched,
+                                   map_location=self.device)
+        self.start_epoch, self.step, self.best = resume_counters(ckpt)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     def fit(self) -> dict:

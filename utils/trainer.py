@@ -54,6 +54,22 @@ def load_training_state(
     return ckpt
 
 
+def resume_file(folder: str | Path, name: str) -> Path:
+    """``folder/name.pth`` (or ``.pth.tar``) of a run to resume; a clear error when it is missing."""
+    from utils.checkpoint import find_checkpoint
+
+    path = find_checkpoint(Path(folder) / name)
+    if path is None:
+        raise FileNotFoundError(f"cannot resume: {Path(folder) / name}.pth is missing (Training.reload_path)")
+    return path
+
+
+def resume_counters(ckpt: Mapping) -> tuple[int, int, float | None]:
+    """(first epoch to run, global step, best value) from a checkpoint; restores its RNG state too."""
+    restore_rng(ckpt)
+    return ckpt["epoch"] + 1, ckpt.get("step", 0), ckpt.get("best")
+
+
 def restore_rng(ckpt: Mapping) -> None:
     """Restore the RNG state saved with a checkpoint (if any)."""
     if ckpt.get("rng") is not None:

@@ -11,12 +11,12 @@ from data import get_dataset, make_loader
 from stage1_VAE.modules.losses import make_lpips
 from stage2_cINN.AE.modules import AELoss, build_ae
 from utils.amp import autocast
-from utils.checkpoint import atomic_save, find_checkpoint, load_checkpoint
+from utils.checkpoint import atomic_save, load_checkpoint
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, n_steps, restore_rng,
-    sync_initialised_params, wrap_model,
+    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, n_steps, resume_counters,
+    resume_file, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif
 
@@ -137,17 +137,13 @@ class AETrainer:
     def resume(self, folder: Path) -> None:
         from utils.checkpoint import unwrap
 
-        path = find_checkpoint(folder / "latest_checkpoint_AE")
-        if path is None:
-            raise FileNotFoundError(f"cannot resume: {folder / 'latest_checkpoint_AE.pth'} is missing")
-        ckpt = load_checkpoint(path, map_location=self.device)
+        ckpt = load_checkpoint(resume_file(folder, "latest_checkpoint_AE"), map_location=self.device)
         for name, module in (("encoder", self.encoder), ("decoder", self.decoder), ("disc", self.disc)):
             unwrap(module).load_state_dict(ckpt["state_dict"][name])
         self.opt_ae.load_state_dict(ckpt["optim_state_dict"]["ae"])
         self.opt_d.load_state_dict(ckpt["optim_state_dict"]["disc"])
         self.sched.load_state_dict(ckpt["scheduler_state_dict"])
-        self.start_epoch, self.step, self.best = ckpt["epoch"] + 1, ckpt["step"], ckpt["best"]
-        restore_rng(ckpt)
+        self.start_epoch, self.step, self.best = resume_counters(ckpt)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     def fit(self) -> dict:
