@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     scores = DiversityMetrics(ev.backbones, metrics, batch_size=args.bs)
     for seq in ev.batches(args.n_videos):
         x0 = seq[:, 0]
-        scores.add(torch.stack([ev.pipe.sample(x0, args.seq_length) for _ in range(args.n_realiz)]))
+        scores.add(ev.pipe.sample_many(x0, args.n_realiz, args.seq_length).transpose(0, 1))  # (n_realiz, B, T, ...)
     results = scores.results()
 
     payload = run_info("eval_diversity", args, dataset, ev.model_dir)
