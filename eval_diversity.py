@@ -20,7 +20,7 @@ import torch
 
 from metrics.evaluation import (
     DIVERSITY_METRICS, Backbones, DiversityMetrics, add_common_arguments, add_metric_flags, backbone_notes,
-    check_common_args, dtfvd_frames, format_table, prepare_run, run_info, write_results,
+    check_common_args, dtfvd_frames, prepare_run, report, run_info,
 )
 from utils.logging import setup_logging
 
@@ -64,12 +64,8 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     payload = run_info("eval_diversity", args, dataset, ev.model_dir)
     payload.update(n_realiz=args.n_realiz, n_videos=scores.n_examples,
                    backbones=backbone_notes(ev.backbones, metrics), metrics=results)
-    path = write_results(payload, args.out, "diversity")
-    texture = f" {args.texture}" if payload["texture"] else ""
-    print(format_table(results, f"diversity: {dataset}{texture}, {ev.clips} start frames x {args.n_realiz} "
-                                f"realisations"))
-    print(f"results written to {path}")
-    return payload
+    return report(payload, args.out, "diversity",
+                  f"diversity: {dataset}{{texture}}, {ev.clips} start frames x {args.n_realiz} realisations")
 
 
 def main(argv: Sequence[str] | None = None, backbones: Backbones | None = None) -> dict[str, Any]:

@@ -20,8 +20,8 @@ import torch
 
 from metrics.evaluation import (
     FRECHET_METRICS, SYNTHESIS_METRICS, Backbones, SynthesisMetrics, add_common_arguments, add_metric_flags,
-    backbone_notes, check_common_args, dtfvd_frames, format_table, prepare_run, protocol_length, protocol_slices,
-    run_info, write_results,
+    backbone_notes, check_common_args, dtfvd_frames, prepare_run, protocol_length, protocol_slices, report,
+    run_info,
 )
 from utils.logging import setup_logging
 
@@ -65,11 +65,7 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     payload = run_info("eval_synthesis_quality", args, dataset, ev.model_dir)
     payload.update(frames_per_video=length, n_videos=scores.counts["real"],
                    backbones=backbone_notes(ev.backbones, metrics), metrics=results)
-    path = write_results(payload, args.out, "synthesis")
-    texture = f" {args.texture}" if payload["texture"] else ""
-    print(format_table(results, f"synthesis quality: {dataset}{texture}, {ev.clips} videos"))
-    print(f"results written to {path}")
-    return payload
+    return report(payload, args.out, "synthesis", f"synthesis quality: {dataset}{{texture}}, {ev.clips} videos")
 
 
 def main(argv: Sequence[str] | None = None, backbones: Backbones | None = None) -> dict[str, Any]:

@@ -529,6 +529,15 @@ def write_results(payload: Mapping[str, Any], out: str | Path | None, kind: str)
     return write_json(path, payload)
 
 
+def report(payload: dict[str, Any], out: str | Path | None, kind: str, title: str) -> dict[str, Any]:
+    """Write the result JSON and print the metric table (titled ``title`` + texture) and where it went."""
+    path = write_results(payload, out, kind)
+    texture = f" {payload['texture']}" if payload.get("texture") else ""
+    print(format_table(payload["metrics"], f"{title.format(texture=texture)}"))
+    print(f"results written to {path}")
+    return payload
+
+
 def format_table(results: Mapping[str, float], title: str = "") -> str:
     """A two-column text table of metric values."""
     width = max([len(k) for k in results] + [len("metric")])

@@ -14,7 +14,7 @@ from utils.amp import autocast, make_scaler
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, load_training_state,
+    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, finish_epoch, load_training_state,
     n_steps, psnr, resume_counters, resume_file, save_training_state, ssim, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif, save_mp4, side_by_side
@@ -208,15 +208,9 @@ class Stage1Trainer:
         for epoch in range(self.start_epoch, self.tr["n_epochs"]):
             train_logs = self.train_epoch(epoch)
             metrics = self.validate(epoch) if self.ctx.dist.is_main else {}
-            if self.ctx.dist.is_main:
-                score = metrics[key] if key in metrics else metrics["L1"] + metrics["LPIPS"]
-                if is_better(score, self.best):
-                    self.best = score
-                    self.save_best(epoch)
-                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, "best": self.best}
-                self.ctx.log.log_epoch(row, self.step)
-                logger.info("epoch %d: %s", epoch, ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                                                                 if isinstance(v, float)))
+            score = (metrics[key] if key in metrics else metrics["L1"] + metrics["LPIPS"]) if metrics else None
+            if finish_epoch(self, epoch, train_logs, metrics, score):
+                self.save_best(epoch)
             self.save(epoch)
             barrier(self.ctx.dist)
         self.ctx.log.finish()

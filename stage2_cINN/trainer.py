@@ -17,7 +17,7 @@ from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, current_rng, epoch_iter, is_better, load_training_state, n_steps, resume_counters, resume_file,
+    MeanTracker, current_rng, epoch_iter, finish_epoch, load_training_state, n_steps, resume_counters, resume_file,
     save_training_state, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif, side_by_side
@@ -149,12 +149,7 @@ class CINNTrainer:
             if self.ctx.dist.is_main:
                 metrics = self.validate(epoch)
                 key = self.fvd.name if self.fvd is not None else "nll"
-                improved = is_better(metrics[key], self.best)
-                self.best = metrics[key] if improved else self.best
-                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, "best": self.best}
-                self.ctx.log.log_epoch(row, self.step)
-                logger.info("epoch %d: %s", epoch, row)
-                self.save(epoch, improved)
+                self.save(epoch, finish_epoch(self, epoch, train_logs, metrics, metrics[key]))
             barrier(self.ctx.dist)
         self.ctx.log.finish()
         return metrics

@@ -70,6 +70,23 @@ def resume_counters(ckpt: Mapping) -> tuple[int, int, float | None]:
     return ckpt["epoch"] + 1, ckpt.get("step", 0), ckpt.get("best")
 
 
+def finish_epoch(trainer: Any, epoch: int, train_logs: Mapping, metrics: Mapping, score: float | None,
+                 **extra: Any) -> bool:
+    """Shared end of an epoch: update ``trainer.best`` when ``score`` (lower is better) improves, and on
+    rank 0 log the row (train logs, ``val_`` metrics, extras, best) to CSV/wandb/console. Returns
+    whether the score improved."""
+    improved = score is not None and is_better(score, trainer.best)
+    if improved:
+        trainer.best = score
+    if trainer.ctx.dist.is_main:
+        row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, **extra,
+               "best": trainer.best}
+        trainer.ctx.log.log_epoch(row, trainer.step)
+        logger.info("epoch %d: %s", epoch, ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    return improved
+
+
 def restore_rng(ckpt: Mapping) -> None:
     """Restore the RNG state saved with a checkpoint (if any)."""
     if ckpt.get("rng") is not None:

@@ -15,7 +15,7 @@ from utils.checkpoint import atomic_save, load_checkpoint
 from utils.distributed import barrier, reduce_mean
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, is_better, n_steps, resume_counters,
+    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, finish_epoch, n_steps, resume_counters,
     resume_file, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif
@@ -152,14 +152,9 @@ class AETrainer:
             train_logs = self.train_epoch(epoch)
             metrics = self.validate(epoch)  # every rank: the plateau scheduler must agree across ranks
             self.sched.step(metrics["rec_loss"])
-            improved = is_better(metrics["rec_loss"], self.best)
-            self.best = metrics["rec_loss"] if improved else self.best
-            if self.ctx.dist.is_main:
-                row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()},
-                       "lr": self.opt_ae.param_groups[0]["lr"], "best": self.best}
-                self.ctx.log.log_epoch(row, self.step)
-                logger.info("epoch %d: %s", epoch, row)
-                self.save(epoch, improved)
+            improved = finish_epoch(self, epoch, train_logs, metrics, metrics["rec_loss"],
+                                    lr=self.opt_ae.param_groups[0]["lr"])
+            self.save(epoch, improved)  # rank 0 only
             barrier(self.ctx.dist)
         self.ctx.log.finish()
         return metrics
