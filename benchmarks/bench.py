@@ -19,7 +19,8 @@ Items (``--what``):
 
 With ``--baseline-rev REV`` the ``sampling`` and ``fwdbwd`` items also run the decoder of git revision REV
 (loaded from ``git show REV:stage1_VAE/modules/decoder.py``, same weights) in the same process, interleaved
-with the current code, and print the speed-up. Times are wall-clock (mean +- std and median over
+with the current code, and print the speed-up; that revision runs with glibc's default malloc, as it did
+(``utils.allocator``), and ``--malloc-ab`` adds the current code with the default malloc. Times are wall-clock (mean +- std and median over
 ``--repeats`` runs after ``--warmup`` runs); ``cpu`` is the process CPU time (less sensitive to other
 processes on a shared machine). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the
 rise of the process RSS above its value at the start of the timed runs (sampled every 50 ms).
@@ -72,7 +73,7 @@ class Result:
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
     peak_mib: float = float("nan")
-    baseline_of: str | None = None  # variant this one is the git-revision baseline of
+    baseline_of: str | None = None  # the variant this one is a "before" of (git revision or default malloc)
 
     @property
     def mean(self) -> float:
@@ -164,6 +165,32 @@ def measure_ab(fns: dict[str, Callable[[], object]], results: dict[str, Result],
             results[name].peak_mib = one.peak_mib if prev != prev else max(prev, one.peak_mib)  # nan: first
 
 
+def glibc_default_malloc(fn: Callable[[], object]) -> Callable[[], object]:
+    """``fn`` run with glibc's default malloc thresholds (the 'before' of :mod:`utils.allocator`), the tuning
+    restored afterwards. Free blocks the tuned runs left in the heap can still serve it, so this 'before'
+    is, if anything, a little too fast."""
+    from utils.allocator import restore_default_allocator, tune_cpu_allocator
+
+    def run() -> object:
+        restore_default_allocator()
+        try:
+            return fn()
+        finally:
+            tune_cpu_allocator(True)
+    return run
+
+
+def add_before_variants(fns: dict[str, Callable[[], object]], key: str, baseline: Callable[[], object] | None,
+                        args) -> None:
+    """Add the ``--baseline-rev`` variant (with glibc's default malloc, as that revision ran, unless
+    ``--no-malloc-tuning``) and, with ``--malloc-ab``, the current code with the default malloc."""
+    tuned = not args.no_malloc_tuning
+    if args.malloc_ab and tuned:
+        fns[f"{key} glibc-malloc"] = glibc_default_malloc(fns[key])
+    if baseline is not None:
+        fns[f"{key} @{args.baseline_rev}"] = glibc_default_malloc(baseline) if tuned else baseline
+
+
 # ------------------------------------------------------------------------------------------ models
 def baseline_generator_class(rev: str) -> type:
     """The ``Generator`` of ``stage1_VAE/modules/decoder.py`` at git revision ``rev``."""
@@ -211,6 +238,7 @@ def bench_sampling(name: str, cfgs: tuple, args, device: torch.device) -> list[R
         emb = torch.randn(bs, emb_dim, generator=g).to(device)
         eps = torch.randn(bs, pipe.z_dim, generator=g).to(device)
         fns = {f"bs{bs}": lambda: pipe.generate(x0, emb, eps)}
+        baseline = None
         if args.baseline_rev:
             base = baseline_decoder(args.baseline_rev, cfg1, dec, device).eval()
 
@@ -218,11 +246,11 @@ def bench_sampling(name: str, cfgs: tuple, args, device: torch.device) -> list[R
             def baseline() -> torch.Tensor:
                 return base(x0, flow.reverse(eps, emb))
 
-            fns[f"bs{bs} @{args.baseline_rev}"] = baseline
             with torch.no_grad():
                 err = (fns[f"bs{bs}"]() - baseline()).abs().max().item()
             print(f"# {name} sampling bs{bs}: max |current - baseline| = {err:.2e}")
-        res = {k: Result(name, "sampling", k, bs, "videos/s", baseline_of=f"bs{bs}" if "@" in k else None)
+        add_before_variants(fns, f"bs{bs}", baseline, args)
+        res = {k: Result(name, "sampling", k, bs, "videos/s", baseline_of=None if k == f"bs{bs}" else f"bs{bs}")
                for k in fns}
         measure_ab(fns, res, device, args.repeats, args.warmup)
         out += list(res.values())
@@ -236,9 +264,7 @@ def bench_fwdbwd(name: str, cfgs: tuple, args, device: torch.device) -> list[Res
     img, bs = int(cfg1["Data"]["img_size"]), args.batch or 2
     g = torch.Generator().manual_seed(0)
     seq = (torch.rand(bs, 17, 3, img, img, generator=g) * 2 - 1).to(device)
-    decoders = {"current": maybe_compile(dec, args.compile)}
-    if args.baseline_rev:
-        decoders[f"@{args.baseline_rev}"] = baseline_decoder(args.baseline_rev, cfg1, dec, device)
+    base = baseline_decoder(args.baseline_rev, cfg1, dec, device) if args.baseline_rev else None
 
     def step(d: torch.nn.Module) -> Callable[[], None]:
         def run() -> None:
@@ -250,9 +276,11 @@ def bench_fwdbwd(name: str, cfgs: tuple, args, device: torch.device) -> list[Res
             d.zero_grad(set_to_none=True)
         return run
 
-    res = {k: Result(name, "fwdbwd", f"bs{bs} {k}", bs, "clips/s", baseline_of=f"bs{bs} current" if "@" in k else None)
-           for k in decoders}
-    measure_ab({k: step(d) for k, d in decoders.items()}, res, device, args.repeats, args.warmup)
+    key = f"bs{bs} current"
+    fns = {key: step(maybe_compile(dec, args.compile))}
+    add_before_variants(fns, key, step(base) if base is not None else None, args)
+    res = {k: Result(name, "fwdbwd", k, bs, "clips/s", baseline_of=None if k == key else key) for k in fns}
+    measure_ab(fns, res, device, args.repeats, args.warmup)
     return list(res.values())
 
 
@@ -393,10 +421,18 @@ def main(argv: list[str] | None = None) -> list[Result]:
     p.add_argument("--flush-denormal", action="store_true",
                    help="torch.set_flush_denormal(True): on the CPU, denormal floats (seen in the random-weight "
                         "cINN's iteration) make arithmetic ~20x slower; this flushes them to zero")
+    p.add_argument("--no-malloc-tuning", action="store_true",
+                   help="leave glibc malloc at its defaults everywhere (utils.allocator)")
+    p.add_argument("--malloc-ab", action="store_true",
+                   help="sampling/fwdbwd: also run the current code with glibc's default malloc, interleaved")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args(argv)
+    from utils.allocator import tune_cpu_allocator
     from utils.device import get_device
 
+    malloc_tuned = tune_cpu_allocator(not args.no_malloc_tuning)
+    if args.no_malloc_tuning:
+        os.environ["I2V_MALLOC_TUNING"] = "0"  # also for get_device's start-up tuning
     device = torch.device(args.device) if args.device else get_device()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -407,7 +443,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if unknown:
         p.error(f"unknown --what {sorted(unknown)}; choose from {ALL}")
     print(f"# device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"flush-denormal {args.flush_denormal}, load average {os.getloadavg()}, argv {' '.join(sys.argv[1:])}")
+          f"flush-denormal {args.flush_denormal}, malloc tuning {malloc_tuned}, load average {os.getloadavg()}, "
+          f"argv {' '.join(sys.argv[1:])}")
     results: list[Result] = []
     for name in args.config:
         s1, s2, ae, kind = CONFIGS[name]

@@ -353,3 +353,21 @@ def test_runs_on_cuda() -> None:
     fresh = ActNorm(C).to(cuda).train()
     fresh(x)
     assert int(fresh.initialized) == 1
+
+
+def test_actnorm_initialises_once_without_reading_its_buffer_again():
+    """Data-dependent init on the first training batch only; later training forwards do not read the
+    ``initialized`` buffer (a device sync on CUDA); loading a state dict makes it look again."""
+    g = torch.Generator().manual_seed(0)
+    norm = ActNorm(4).train()
+    x = torch.randn(16, 4, generator=g) * 3 + 1
+    y, _ = norm(x)
+    torch.testing.assert_close(y.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    loc = norm.loc.detach().clone()
+    norm.initialized.zero_()  # not a load: the Python-side flag stands, nothing is re-initialised
+    norm(torch.randn(16, 4, generator=g) * 5)
+    assert torch.equal(norm.loc.detach(), loc)
+    norm.load_state_dict(ActNorm(4).state_dict())  # an uninitialised state: the next batch initialises
+    norm(x * 2)
+    assert int(norm.initialized) == 1
+    torch.testing.assert_close(norm.loc.detach(), -(x * 2).mean(0).view_as(loc))

@@ -1,4 +1,5 @@
-"""The one place where a ``-gpu`` flag becomes a ``torch.device``."""
+"""The one place where a ``-gpu`` flag becomes a ``torch.device`` (and where a process sets itself up to run:
+every entry point calls :func:`get_device` once at start-up)."""
 from __future__ import annotations
 
 import logging
@@ -6,6 +7,8 @@ import os
 from typing import Sequence
 
 import torch
+
+from utils.allocator import tune_cpu_allocator
 
 logger = logging.getLogger(__name__)
 
@@ -15,8 +18,11 @@ def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
 
     ``gpu`` is an id (``0``), a list of ids (the first is used by this process; with torchrun the
     local rank picks from the list), ``-1`` for the CPU, or ``None`` for automatic: the first GPU if
-    there is one, else the CPU with a one-line notice.
+    there is one, else the CPU with a one-line notice. The first call also applies the process-wide
+    allocator tuning for large CPU tensors (:func:`utils.allocator.tune_cpu_allocator`; off with
+    ``I2V_MALLOC_TUNING=0``).
     """
+    _setup_process()
     if isinstance(gpu, str):
         gpu = [int(g) for g in gpu.replace(" ", "").split(",") if g != ""]
     if isinstance(gpu, (list, tuple)):
@@ -39,6 +45,16 @@ def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
     if gpu >= torch.cuda.device_count():
         raise RuntimeError(f"-gpu {gpu} was requested but only {torch.cuda.device_count()} CUDA device(s) exist")
     return torch.device("cuda", gpu)
+
+
+_process_ready = False
+
+
+def _setup_process() -> None:
+    global _process_ready
+    if not _process_ready:
+        _process_ready = True
+        tune_cpu_allocator()
 
 
 def add_gpu_argument(parser) -> None:

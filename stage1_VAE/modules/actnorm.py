@@ -14,7 +14,37 @@ from torch import Tensor, nn
 logger = logging.getLogger(__name__)
 
 
-class ActNorm(nn.Module):
+class DataDependentInit(nn.Module):
+    """Holds the ``initialized`` buffer (uint8 scalar) of a layer initialised from its first training batch,
+    with a Python-side copy so that training forwards do not read the buffer (a device sync) every call; the
+    copy is reset whenever a state dict is loaded. Subclasses implement ``initialize(x)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
+        self._known_initialized = False
+
+    def initialize(self, x: Tensor) -> None:
+        raise NotImplementedError
+
+    def _mark_initialized(self) -> None:
+        self.initialized.fill_(1)
+        self._known_initialized = True
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 (torch signature)
+        super()._load_from_state_dict(*args, **kwargs)
+        self._known_initialized = False
+
+    def _maybe_initialize(self, x: Tensor) -> None:
+        """``initialize(x)`` on the first training forward of an uninitialised layer (one buffer read)."""
+        if not self.training or self._known_initialized:
+            return
+        if int(self.initialized.item()) == 0:
+            self.initialize(x)
+        self._known_initialized = True
+
+
+class ActNorm(DataDependentInit):
     """Per-channel affine normalisation with data-dependent initialisation on the first training batch."""
 
     def __init__(self, num_features: int, logdet: bool = False, affine: bool = True) -> None:
@@ -25,10 +55,6 @@ class ActNorm(nn.Module):
         self.logdet = logdet
         self.loc = nn.Parameter(torch.zeros(1, num_features, 1, 1))
         self.scale = nn.Parameter(torch.ones(1, num_features, 1, 1))
-        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
-        # Python-side cache of ``initialized`` so that a training forward does not sync the device each
-        # call; reset whenever a state dict is loaded.
-        self._known_initialized = False
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
@@ -42,19 +68,7 @@ class ActNorm(nn.Module):
         std = flat.std(dim=1)  # (C,) unbiased
         self.loc.copy_(-mean.view_as(self.loc))
         self.scale.copy_((1.0 / (std + 1e-6)).view_as(self.scale))
-        self.initialized.fill_(1)
-        self._known_initialized = True
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003 (torch signature)
-        super()._load_from_state_dict(*args, **kwargs)
-        self._known_initialized = False
-
-    def _maybe_initialize(self, x: Tensor) -> None:
-        if not self.training or self._known_initialized:
-            return
-        if int(self.initialized.item()) == 0:
-            self.initialize(x)
-        self._known_initialized = True
+        self._mark_initialized()
 
     def forward(self, x: Tensor, reverse: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Normalise ``x`` (B, C, H, W) or (B, C); with ``logdet=True`` also return log|det| per sample."""

@@ -22,6 +22,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from stage1_VAE.modules.actnorm import DataDependentInit
+
 LEAKY_RELU_SLOPE = 0.9
 
 
@@ -37,7 +39,7 @@ def _check_vectors(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} expects latent vectors of shape (B, C), got {tuple(x.shape)}")
 
 
-class ActNorm(InvertibleModule):
+class ActNorm(InvertibleModule, DataDependentInit):
     """Per-channel affine ``y = scale * (x + loc)`` with data-dependent init on the first training forward."""
 
     def __init__(self, num_features: int) -> None:
@@ -45,7 +47,6 @@ class ActNorm(InvertibleModule):
         self.num_features = num_features
         self.loc = nn.Parameter(torch.zeros(1, num_features, 1, 1))
         self.scale = nn.Parameter(torch.ones(1, num_features, 1, 1))
-        self.register_buffer("initialized", torch.tensor(0, dtype=torch.uint8))
 
     @torch.no_grad()
     def initialize(self, x: Tensor) -> None:
@@ -56,7 +57,7 @@ class ActNorm(InvertibleModule):
         std = x.std(dim=0)  # (C,) unbiased, as the reference
         self.loc.copy_(-mean.view_as(self.loc))
         self.scale.copy_((1.0 / (std + 1e-6)).view_as(self.scale))
-        self.initialized.fill_(1)
+        self._mark_initialized()
 
     def _log_abs_scale(self, x: Tensor) -> Tensor:
         ld = torch.log(torch.abs(self.scale)).sum()  # scalar
@@ -68,8 +69,7 @@ class ActNorm(InvertibleModule):
         scale = self.scale.view(1, -1)  # (1, C)
         if reverse:
             return x / scale - loc, -self._log_abs_scale(x)  # (B, C), (B,)
-        if self.training and int(self.initialized.item()) == 0:
-            self.initialize(x)
+        self._maybe_initialize(x)  # first training batch only; no device sync afterwards
         return scale * (x + loc), self._log_abs_scale(x)  # (B, C), (B,)
 
 
