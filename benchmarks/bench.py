@@ -16,6 +16,8 @@ Items (``--what``):
   updates), synthetic frames.
 * ``fvd``: FVD feature extraction (random-weight Kinetics I3D at 224 px, TF1 resize), videos/s.
 * ``data``: clips/s of the training loader with ``--workers`` workers on synthetic data in a temp dir.
+* ``roofline``: FLOPs of ``sampling`` and ``fwdbwd`` (counted on the meta device) and the time they take at
+  the throughput a large 3x3x3 convolution reaches on the device: a floor for these items.
 
 With ``--baseline-rev REV`` the ``sampling`` and ``fwdbwd`` items also run the decoder of git revision REV
 (loaded from ``git show REV:stage1_VAE/modules/decoder.py``, same weights) in the same process, interleaved
@@ -57,7 +59,7 @@ CONFIGS = {
     "landscape": ("stage1_VAE/configs/landscape_config.yaml", "stage2_cINN/configs/landscape_config.yaml",
                   "stage2_cINN/AE/configs/landscape_config.yaml", "landscape"),
 }
-ALL = ("sampling", "fwdbwd", "stage1", "cinn", "ae", "fvd", "data")
+ALL = ("roofline", "sampling", "fwdbwd", "stage1", "cinn", "ae", "fvd", "data")
 
 
 # ------------------------------------------------------------------------------------------ measuring
@@ -398,7 +400,70 @@ def bench_data(name: str, cfgs: tuple, args, device: torch.device) -> list[Resul
         return [measure(epoch, res, torch.device("cpu"), args.repeats, args.warmup)]
 
 
-ITEMS = {"sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1, "cinn": bench_cinn,
+def _count_flops(fn: Callable[[], object]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def stage1_flops(cfg1: dict, generator_cls: type, bs: int) -> tuple[float, float]:
+    """FLOPs (2 per multiply-add, ``torch.utils.flop_counter``) of a decoder forward (sampling) and of the
+    encoder+decoder forward/backward (``fwdbwd``) for a batch of ``bs``, counted on the meta device."""
+    from stage1_VAE.modules.encoder import Encoder
+
+    img = int(cfg1["Data"]["img_size"])
+    with torch.device("meta"):
+        dec = generator_cls.from_config(cfg1["Decoder"]).eval()
+        enc = Encoder.from_config(cfg1["Encoder"])
+        x0, z = torch.empty(bs, 3, img, img), torch.empty(bs, dec.z_dim)
+        seq = torch.empty(bs, dec.video_length, 3, img, img)
+        with torch.no_grad():
+            sampling = _count_flops(lambda: dec(x0, z))
+        dec.train()
+        fwdbwd = _count_flops(lambda: dec(x0, enc(seq)[0]).sum().backward())
+    return sampling, fwdbwd
+
+
+def conv_throughput(device: torch.device, repeats: int = 3) -> float:
+    """FLOP/s of the best of ``repeats`` runs of a large 3x3x3 convolution (BAIR ``g_3.conv_1``: 128 -> 128
+    channels on 16x64x64, batch 2): what this device's default convolution kernel reaches."""
+    x = torch.randn(2, 128, 16, 64, 64, device=device)
+    w = torch.randn(128, 128, 3, 3, 3, device=device)
+    flops = 2 * x.numel() * 128 * 27
+    best = float("inf")
+    with torch.no_grad():
+        torch.nn.functional.conv3d(x, w, padding=1)
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            torch.nn.functional.conv3d(x, w, padding=1)
+            _sync(device)
+            best = min(best, time.perf_counter() - t0)
+    return flops / best
+
+
+def bench_roofline(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
+    """Prints the FLOPs of ``sampling`` and ``fwdbwd`` (batch 2; decoder of this code and of
+    ``--baseline-rev``) and the time they need at the measured convolution throughput: a floor for any
+    implementation that runs these float32 convolutions with this device's kernels."""
+    from stage1_VAE.modules.decoder import Generator
+
+    rate = conv_throughput(device)
+    print(f"# {name} roofline: large 3x3x3 conv3d runs at {rate / 1e9:.0f} GFLOP/s on {device}")
+    variants = {"current": Generator}
+    if args.baseline_rev:
+        variants[f"@{args.baseline_rev}"] = baseline_generator_class(args.baseline_rev)
+    for variant, cls in variants.items():
+        sampling, fwdbwd = stage1_flops(cfgs[0], cls, 2)
+        print(f"# {name} roofline {variant}: sampling bs2 (decoder) {sampling / 1e9:.0f} GFLOP -> >= "
+              f"{sampling / rate:.2f} s; encoder+decoder fwd/bwd bs2 {fwdbwd / 1e9:.0f} GFLOP -> >= "
+              f"{fwdbwd / rate:.2f} s")
+    return []
+
+
+ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1, "cinn": bench_cinn,
          "ae": bench_ae, "fvd": bench_fvd, "data": bench_data}
 
 
