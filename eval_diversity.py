@@ -20,7 +20,7 @@ import torch
 
 from metrics.evaluation import (
     DIVERSITY_METRICS, Backbones, DiversityMetrics, add_common_arguments, add_metric_flags, backbone_notes,
-    check_common_args, dtfvd_frames, prepare_run, report, run_info,
+    check_common_args, check_dtfvd_length, prepare_run, report, run_info,
 )
 from utils.logging import setup_logging
 
@@ -41,10 +41,7 @@ def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     if args.n_realiz < 2:
         raise SystemExit("-n_realiz must be at least 2 (diversity compares different realisations)")
     if "DTI3D" in metrics:
-        try:
-            dtfvd_frames(args.seq_length)
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+        check_dtfvd_length(args.seq_length)
     return dataset, metrics
 
 

@@ -20,7 +20,7 @@ import torch
 
 from metrics.evaluation import (
     FRECHET_METRICS, SYNTHESIS_METRICS, Backbones, SynthesisMetrics, add_common_arguments, add_metric_flags,
-    backbone_notes, check_common_args, dtfvd_frames, prepare_run, protocol_length, protocol_slices, report,
+    backbone_notes, check_common_args, check_dtfvd_length, prepare_run, protocol_length, protocol_slices, report,
     run_info,
 )
 from utils.logging import setup_logging
@@ -39,10 +39,7 @@ def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested metrics); exits with a message for unusable arguments."""
     dataset, metrics = check_common_args(args, SYNTHESIS_METRICS)
     if "DTFVD" in metrics:
-        try:
-            dtfvd_frames(protocol_length(dataset, args.seq_length))
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+        check_dtfvd_length(protocol_length(dataset, args.seq_length))
     return dataset, metrics
 
 

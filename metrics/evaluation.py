@@ -413,6 +413,14 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     return dataset, metrics
 
 
+def check_dtfvd_length(video_length: int) -> None:
+    """Exit with :func:`dtfvd_frames`' message when the dynamic-texture I3D cannot take ``video_length`` frames."""
+    try:
+        dtfvd_frames(video_length)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
 def load_eval_pipeline(args: argparse.Namespace, dataset: str, device: torch.device) -> tuple[Any, Path]:
     """(pipeline, model folder) of ``-ckpt_path`` or the dataset's default folder; control models are refused."""
     from utils.inference import default_model_dir, load_pipeline_or_exit
