@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
+from data.augment import resize_clip
 
 from utils.device import add_gpu_argument, get_device
 from utils.inference import (
@@ -61,8 +61,7 @@ def load_query(path: Path, size: int, n_frames: int) -> torch.Tensor:
     v = read_video(path)
     if v.shape[0] < n_frames:
         raise SystemExit(f"query video {path} has {v.shape[0]} frames; transfer needs {n_frames}")
-    v = F.interpolate(v[:n_frames], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return v.clamp(-1, 1).unsqueeze(0)
+    return resize_clip(v[:n_frames], size).clamp(-1, 1).unsqueeze(0)  # as the original: no antialiasing
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:

@@ -19,10 +19,14 @@ __all__ = ["ClipTransform", "resize_clip"]
 
 
 def resize_clip(clip: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize a float clip ``(T, C, H, W)`` to ``size x size`` in one batched call (bilinear, antialiased)."""
+    """Resize a float clip ``(T, C, H, W)`` to ``size x size`` in one batched call.
+
+    Bilinear, ``align_corners=False`` and **no antialiasing**, as the original's kornia 0.5 ``Resize``: every
+    training, evaluation and start frame is resized this way, so downsampled frames match the original's.
+    """
     if clip.shape[-2:] == (size, size):
         return clip
-    return F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return F.interpolate(clip, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
 
 
 class ClipTransform:
@@ -36,7 +40,9 @@ class ClipTransform:
         self.prob_hflip = float(prob_hflip)
         jitter = (float(brightness), float(contrast), float(saturation), float(hue))
         # same_on_batch=True: the T frames form the batch, so every frame gets the same factors and order.
-        self.jitter = K.ColorJitter(*jitter, same_on_batch=True, p=1.0) if train and any(jitter) else None
+        # ColorJiggle keeps the formulas of the original's kornia 0.5 ColorJitter (additive brightness,
+        # contrast as a plain scaling); kornia >= 0.6's ColorJitter multiplies brightness and blends contrast.
+        self.jitter = K.ColorJiggle(*jitter, same_on_batch=True, p=1.0) if train and any(jitter) else None
 
     @classmethod
     def from_config(cls, data: Mapping[str, Any], train: bool, crop_margin: int = 0) -> "ClipTransform":

@@ -461,3 +461,56 @@ def test_extract_iper_and_dtdb(tmp_path, capsys):
     config = make_config({"dataset": "DTDB", "data_path": str(tmp_path / "dtdb"), "texture": "fire",
                           "image_format": "jpg"})
     assert get_dataset(config, "train")[0]["seq"].shape == (L, 3, SIZE, SIZE)
+
+
+# ----------------------------------------------------------------------------- faithfulness of resize / jitter
+def test_resize_matches_the_original_kornia_resize_without_antialiasing():
+    """The original's kornia 0.5 ``Resize`` has no antialiasing: 160 -> 128 and 100 -> 64 must equal
+    kornia's bilinear resize with ``antialias=False`` exactly (antialiased frames differ by up to 0.5)."""
+    import kornia
+
+    from data.augment import resize_clip
+
+    g = torch.Generator().manual_seed(0)
+    for src, dst in ((160, 128), (100, 64), (150, 128)):
+        clip = torch.rand(3, 3, src, src, generator=g)
+        ours = resize_clip(clip, dst)
+        ref = kornia.geometry.transform.resize(clip, (dst, dst), interpolation="bilinear", align_corners=False,
+                                               antialias=False)
+        assert torch.equal(ours, ref), (src, dst, (ours - ref).abs().max())
+
+
+def test_start_frames_are_resized_like_training_frames(tmp_path):
+    from data.augment import resize_clip
+    from utils.inference import read_image
+
+    frame = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "x.png"), frame)
+    x = torch.from_numpy(frame[..., ::-1].copy()).permute(2, 0, 1).float()[None] / 127.5 - 1
+    torch.testing.assert_close(read_image(tmp_path / "x.png", 64), resize_clip(x, 64)[0].clamp(-1, 1))
+
+
+def _jitter_only(**factors) -> ClipTransform:
+    return ClipTransform(SIZE, train=True, prob_hflip=0.0, **factors)
+
+
+def test_brightness_jitter_is_additive_as_in_the_original():
+    """kornia 0.5 ``ColorJitter`` (the original) adds ``factor - 1`` to every pixel; kornia 0.9's multiplies."""
+    torch.manual_seed(0)
+    clip = torch.linspace(0.2, 0.8, SIZE * SIZE * 3).reshape(1, 3, SIZE, SIZE).expand(2, -1, -1, -1)
+    for _ in range(5):
+        out = (_jitter_only(brightness=0.1)(clip) + 1) / 2  # back to [0, 1]
+        shift = out - clip
+        assert shift.abs().max() > 1e-3, "no brightness change was drawn"
+        assert torch.allclose(shift, shift.flatten()[0].expand_as(shift), atol=1e-5), "brightness is not additive"
+
+
+def test_contrast_jitter_is_a_plain_scaling_as_in_the_original():
+    """kornia 0.5 scales by the contrast factor; kornia 0.9's ``ColorJitter`` blends toward the mean."""
+    torch.manual_seed(1)
+    clip = torch.linspace(0.2, 0.8, SIZE * SIZE * 3).reshape(1, 3, SIZE, SIZE).expand(2, -1, -1, -1)
+    for _ in range(5):
+        out = (_jitter_only(contrast=0.1)(clip) + 1) / 2
+        ratio = out / clip
+        assert (ratio - 1).abs().max() > 1e-3, "no contrast change was drawn"
+        assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), atol=1e-5), "contrast is not a scaling"

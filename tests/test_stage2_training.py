@@ -139,7 +139,7 @@ sys.path.insert(0, sys.argv[1])
 from tests.helpers import tiny_cinn_config
 from utils.run import start_run_from_config
 from stage2_cINN.trainer import CINNTrainer
-cfg = tiny_cinn_config(sys.argv[2], sys.argv[3], save_path=sys.argv[5], bs=2, max_steps_per_epoch=2, seed=3)
+cfg = tiny_cinn_config(sys.argv[2], sys.argv[3], save_path=sys.argv[5], bs=4, max_steps_per_epoch=2, seed=3)
 cfg["Data"].update(dataset="bair", data_path=sys.argv[4])
 tr = CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
 init = torch.cat([p.detach().reshape(-1).clone() for p in tr.flow.parameters()])
@@ -153,20 +153,37 @@ dist.destroy_process_group()
 """
 
 
-def test_cinn_ddp_two_cpu_processes(bair, frozen, tmp_path):
+def test_cinn_ddp_two_cpu_processes(frozen, tmp_path):
+    """Two gloo ranks, 4 clips each (a batch of 4: ActNorm's data-dependent init on 2 clips can be
+    degenerate and make the first loss non-finite)."""
     import os
     import subprocess
     import sys
 
     from tests.test_stage1_training import ROOT, _free_port
 
+    data = write_synthetic_dataset("bair", tmp_path / "data", n_videos=8, n_frames=18, size=32)
     script = tmp_path / "ddp.py"
     script.write_text(CINN_DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-           str(script), str(ROOT), str(frozen["dirs"]["stage1"]), str(frozen["dirs"]["ae"]), bair["32"]["data_path"],
+           str(script), str(ROOT), str(frozen["dirs"]["stage1"]), str(frozen["dirs"]["ae"]), data["data_path"],
            str(tmp_path / "runs")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     line = [l for l in res.stdout.splitlines() if l.startswith("MAXDIFF")][0].split()
     assert float(line[1]) == 0.0 and float(line[3]) > 0  # identical on both ranks, and actually updated
+
+
+def test_ae_training_step_decodes_the_posterior_mode(bair, tmp_path, monkeypatch):
+    """The original decodes ``posterior.mode()`` in training, not a sample."""
+    from stage2_cINN.AE.modules.encoder import DiagonalGaussian
+
+    trainer = _ae(bair, tmp_path, n_epochs=1, max_steps_per_epoch=1, max_eval_batches=1, pretrain=5)
+
+    def no_sample(self):
+        raise AssertionError("the AE training step decoded a posterior sample")
+
+    monkeypatch.setattr(DiagonalGaussian, "sample", no_sample)
+    logs = trainer.train_step(trainer._frames(next(iter(trainer.train_loader))), epoch=0)
+    assert torch.isfinite(logs["train/total_loss"])

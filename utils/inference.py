@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from data.augment import resize_clip
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ def read_image(path: str | Path, size: int) -> torch.Tensor:
         raise SystemExit(f"could not read image {Path(path).resolve()} (missing or corrupt)")
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().unsqueeze(0) / 127.5 - 1.0
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return x[0].clamp(-1, 1)
+    return resize_clip(x, size)[0].clamp(-1, 1)  # the original's kornia Resize: bilinear, no antialiasing
 
 
 def read_images(files: list[Path], size: int) -> torch.Tensor:

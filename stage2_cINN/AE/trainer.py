@@ -67,7 +67,7 @@ class AETrainer:
         """Encoder/decoder update, then (from ``pretrain``) the discriminator update."""
         with autocast(self.device, self.tr["amp"]):
             posterior = self.encoder(x)
-            x_hat = self.decoder(posterior.sample())  # (B, 3, H, W)
+            x_hat = self.decoder(posterior.mode())  # (B, 3, H, W): the mode, as the original decodes
             loss, logs = self.loss(x, x_hat, posterior, 0, epoch, last_layer=self.last_layer)
         self.opt_ae.zero_grad(set_to_none=True)
         loss.backward()
