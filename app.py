@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -148,7 +149,10 @@ class DemoApp:
         x0 = self._start_frame(image)
         progress(0.0, desc="transferring")
         t0 = time.perf_counter()
-        query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
+        try:
+            query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
+        except SystemExit as exc:  # a clip shorter than start frame + one pass of the generator
+            raise gr.Error(str(exc)) from None
         moved = self.pipe.transfer(query, x0[None], length, use_mean=True).cpu()  # (1, T, 3, H, W)
         took = time.perf_counter() - t0
         video = side_by_side([query[0, 1:], moved[0]])  # the query's motion, then the result
@@ -156,15 +160,18 @@ class DemoApp:
         files = [save_gif(video, out / "transfer.gif", FPS), save_mp4(video, out / "transfer.mp4", FPS)]
         files = [str(f) for f in files if f is not None]
         mp4 = files[-1] if files[-1].endswith(".mp4") else None
-        return mp4, files, self._info(f"motion of {clip} on the start frame", moved[0], took)
+        return mp4, files, self._info(f"1 video (the motion of {clip})", moved[0], took)
 
     def endpoint(self, image, x, y, z, n, length, seed, progress=gr.Progress(track_tqdm=True)) -> tuple:
         """/endpoint: ``n`` videos of a control model that end with the arm at (x, y, z)."""
         n, length, seed = self._settings(n, length, seed)
         try:
-            cond = torch.tensor([[float(x), float(y), float(z)]])  # (1, 3)
+            pos = [float(v) for v in (x, y, z)]
         except (TypeError, ValueError):
-            raise gr.Error(f"the endpoint needs three numbers x, y, z, got {(x, y, z)!r}") from None
+            pos = [math.nan]
+        if not all(math.isfinite(v) for v in pos):
+            raise gr.Error(f"the endpoint needs three numbers x, y, z, got {(x, y, z)!r}")
+        cond = torch.tensor([pos])  # (1, 3)
         x0 = self._start_frame(image)
         progress(0.0, desc="sampling")
         t0 = time.perf_counter()
@@ -241,7 +248,9 @@ def _endpoint_tab(app: DemoApp) -> None:
         with gr.Column():
             image = _start_frame_input(app, "endpoint")
             gr.Markdown("End-effector position at the last frame (BAIR coordinates; 10 bins per axis).")
-            pos = [gr.Slider(lo, lo + span, value=lo + span / 2, step=span / 100, label=f"endpoint {axis}")
+            # each axis covers the 10 bins of the control code (values beyond them fall into the end bins)
+            pos = [gr.Slider(math.floor(lo * 1e3) / 1e3, math.ceil((lo + span) * 1e3) / 1e3,
+                             value=round(lo + span / 2, 3), step=0.001, label=f"endpoint {axis}")
                    for axis, lo, span in zip("xyz", POS_MIN, POS_MAX)]
             settings = _settings_inputs("endpoint")
             button = _button("Generate", "endpoint")

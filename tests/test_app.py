@@ -148,7 +148,7 @@ def test_bad_input_is_a_message_in_the_page(served, frame, args, message):
 def test_transfer_shows_query_and_result_side_by_side(served, frame):
     app = served["app"]
     mp4, files, info = app.transfer("sample3", str(frame), 16)
-    assert mp4.endswith("transfer.mp4") and "motion of sample3" in info
+    assert mp4.endswith("transfer.mp4") and "1 video (the motion of sample3) of 16 frames" in info
     video = read_video(next(f for f in files if f.endswith(".gif")))
     assert video.shape == (16, 3, 68, 2 * 68)  # (T, 3, H + pad, 2 * (W + pad)): query | result
     with pytest.raises(app_mod.gr.Error, match="Unknown query clip 'nope'"):
@@ -169,6 +169,8 @@ def test_endpoint_tab_on_a_control_model(tmp_path):
     assert "1 video(s) of 16 frames at 32x32 px" in a[3]
     png_a, png_b = (_png(next(f for f in r[2] if f.endswith(".png"))) for r in (a, b))
     assert png_a.shape == (32, 16 * 32, 3) and not np.array_equal(png_a, png_b)  # the endpoint steers
+    with pytest.raises(app_mod.gr.Error, match="three numbers"):
+        app.endpoint(image, "left", 0, 0, 1, 16, 0)
 
 
 def test_gradio_client_calls_the_stable_api_names(served, frame):
