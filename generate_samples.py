@@ -43,17 +43,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def generate(pipe, x0: torch.Tensor, n_samples: int, seq_length: int, bs: int, seed: int) -> torch.Tensor:
+def generate(pipe, x0: torch.Tensor, n_samples: int, seq_length: int, bs: int, seed: int,
+             cond: torch.Tensor | None = None) -> torch.Tensor:
     """(N, K, T, 3, H, W): K realisations for each of N start frames, reproducible from ``seed``.
 
     Each start frame is embedded and its SPADE conditioning computed once for all of its samples
-    (``Pipeline.sample_many``); ``bs`` start frames are processed per call.
+    (``Pipeline.sample_many``); ``bs`` start frames are processed per call. ``cond`` (N, 3): the BAIR
+    end-effector positions of a control model.
     """
     gen = torch.Generator().manual_seed(seed)
     residual = torch.randn(x0.shape[0], n_samples, pipe.z_dim, generator=gen)
     out = []
     for i in tqdm(range(0, x0.shape[0], bs), desc="sampling", leave=False):
-        out.append(pipe.sample_many(x0[i:i + bs], n_samples, seq_length, residual=residual[i:i + bs]).cpu())
+        c = None if cond is None else cond[i:i + bs]
+        out.append(pipe.sample_many(x0[i:i + bs], n_samples, seq_length, residual=residual[i:i + bs], cond=c).cpu())
     return torch.cat(out)
 
 

@@ -19,7 +19,7 @@ from data.augment import resize_clip
 
 from utils.device import add_gpu_argument, get_device
 from utils.inference import (
-    REPO_ROOT, canonical_dataset, default_image_dir, default_model_dir, list_images, load_pipeline_or_exit,
+    REPO_ROOT, canonical_dataset, default_clip_dir, default_model_dir, list_images, load_pipeline_or_exit,
     read_images, str2bool,
 )
 from utils.logging import setup_logging
@@ -70,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     dataset = canonical_dataset(args.dataset)
     device = get_device(args.gpu)
     model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir(dataset, args.texture)
-    video_dir = Path(args.videos) if args.videos else default_image_dir(
-        "landscape" if dataset == "demo" else dataset, args.texture) / "transfer"
+    video_dir = Path(args.videos) if args.videos else default_clip_dir(dataset, args.texture)
     queries = list_videos(video_dir)
     pipe = load_pipeline_or_exit(model_dir, device)
     n = pipe.frames_per_pass + 1

@@ -48,6 +48,13 @@ def default_image_dir(dataset: str, texture: str | None = None) -> Path:
     return base
 
 
+def default_clip_dir(dataset: str, texture: str | None = None) -> Path:
+    """assets/GT_samples/<dataset>[/<texture>]/transfer: the sample clips for motion transfer (the demo
+    model uses landscape's)."""
+    ds = canonical_dataset(dataset)
+    return default_image_dir("landscape" if ds == "demo" else ds, texture) / "transfer"
+
+
 def str2bool(v: str | bool) -> bool:
     """Parse 'True'/'False'/'1'/'0'/'yes'/'no' (the original treated any value as True)."""
     if isinstance(v, bool):

@@ -1,0 +1,336 @@
+"""A web page for the model: ``python app.py`` (the bundled demo model, CPU is fine) or
+``python app.py -ckpt_path models/landscape/stage2 -gpu 0``; prints the URL (http://127.0.0.1:7860 or the
+next free port).
+
+Tabs: "Sample" (n videos from one start frame), "Transfer" (the motion of a sample clip put on a start frame)
+and, for an end-effector control model (BAIR, ``models/bair/stage2_control``), "Endpoint". Scripts call the
+same functions through ``gradio_client`` as ``/sample`` (image, n, length, seed), ``/transfer`` (clip, image,
+length) and ``/endpoint`` (image, x, y, z, n, length, seed). The server listens on 127.0.0.1 only
+(``--share`` adds a public gradio.live link), Gradio's analytics are off and the page uses system fonts, so
+nothing is fetched from the internet.
+"""
+from __future__ import annotations
+
+import os
+
+# before gradio is imported: no telemetry and no version check (both would call out at start-up)
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import math  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Sequence  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import torch  # noqa: E402
+
+from generate_samples import generate, write_results  # noqa: E402
+from generate_transfer import list_videos, load_query  # noqa: E402
+from stage2_cINN.modules.control import POS_MAX, POS_MIN  # noqa: E402
+from utils.device import add_gpu_argument, get_device  # noqa: E402
+from utils.inference import (  # noqa: E402
+    DATASETS, REPO_ROOT, default_clip_dir, default_image_dir, list_images, load_pipeline_or_exit, read_image,
+)
+from utils.logging import setup_logging  # noqa: E402
+from utils.video import save_gif, save_mp4, save_png, side_by_side  # noqa: E402
+
+logger = logging.getLogger("app")
+
+DEMO_MODEL = REPO_ROOT / "models" / "demo" / "stage2"
+MAX_SAMPLES, MIN_LENGTH, MAX_LENGTH = 8, 16, 128
+FPS = 3.0  # as the scripts write their GIFs/MP4s
+KEEP_RUNS = 32  # result folders kept on disk (Gradio serves copies from its own cache)
+# system fonts only: a Google font in the theme would make every page view fetch it from the internet
+THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
+                          font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
+
+
+def _whole(value, name: str, lo: int, hi: int) -> int:
+    """``value`` as an int in [lo, hi], else a gr.Error naming the field."""
+    try:
+        v = float(value)
+        ok = v.is_integer() and lo <= v <= hi
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise gr.Error(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+    return int(v)
+
+
+def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path, Path]:
+    """Sample start frames and query clips of the model's dataset (``Data.dataset``; the demo model and
+    self-made ``folder`` datasets use the demo frames; datasets without clips use landscape's)."""
+    data = pipe.config["Data"]
+    name = str(data.get("dataset", "")).lower()
+    is_demo = Path(model_dir).resolve().is_relative_to(DEMO_MODEL.parent.resolve())
+    ds = "demo" if is_demo or name not in DATASETS else DATASETS[name]
+    texture = data.get("texture") if ds == "DTDB" else None
+    clips = default_clip_dir(ds, texture)
+    return (Path(images) if images else default_image_dir(ds, texture),
+            clips if clips.is_dir() else default_clip_dir("landscape"))
+
+
+class DemoApp:
+    """The loaded pipeline and the page's three calls; bad input raises ``gr.Error`` (shown in the page)."""
+
+    def __init__(self, pipe, image_dir: Path, clip_dir: Path, model_name: str = ""):
+        self.pipe, self.model_name = pipe, model_name
+        self.image_dir, self.clip_dir = Path(image_dir).resolve(), Path(clip_dir).resolve()
+        self.image_files = list_images(self.image_dir) if self.image_dir.is_dir() else []
+        self.clips = {p.name: p for p in list_videos(self.clip_dir)} if self.clip_dir.is_dir() else {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="i2v_app_")  # removed when the app goes away
+        self._runs: list[Path] = []
+
+    # ------------------------------------------------------------------ helpers
+    def _run_dir(self) -> Path:
+        run = Path(tempfile.mkdtemp(dir=self._tmp.name))
+        self._runs.append(run)
+        while len(self._runs) > KEEP_RUNS:
+            shutil.rmtree(self._runs.pop(0), ignore_errors=True)
+        return run
+
+    def _start_frame(self, image) -> torch.Tensor:
+        """(3, S, S) in [-1, 1], read and resized as the scripts read start frames. ``image``: a path, or the
+        page's file payload ({"path", "orig_name", ...}: the calls take their inputs unprocessed, so that
+        every bad input gets this app's message rather than Gradio's preprocessing error)."""
+        if isinstance(image, dict):
+            path, name = image.get("path"), image.get("orig_name") or Path(str(image.get("path"))).name
+        else:
+            path, name = image, Path(str(image)).name
+        if path is None or str(path) == "":
+            raise gr.Error("No start frame: pick one of the sample frames below the image or upload an image.")
+        try:
+            return read_image(path, self.pipe.img_size)
+        except SystemExit:  # utils.inference reports unreadable files this way
+            raise gr.Error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
+
+    def _settings(self, n, length, seed) -> tuple[int, int, int]:
+        return (_whole(n, "number of samples", 1, MAX_SAMPLES),
+                _whole(length, "sequence length", MIN_LENGTH, MAX_LENGTH),
+                _whole(seed, "seed", 0, 2 ** 63 - 1))
+
+    def _info(self, what: str, video: torch.Tensor, took: float) -> str:
+        t, _, h, w = video.shape[-4:]
+        return f"{what} of {t} frames at {h}x{w} px in {took:.1f} s on {self.pipe.device}"
+
+    def _results(self, x0: torch.Tensor, videos: torch.Tensor, took: float, progress) -> tuple:
+        """Start frame PNG, one MP4 (start frame, then the samples), downloads, timing."""
+        progress(0.9, desc="writing the videos")
+        out = self._run_dir()
+        start = save_png(x0, out / "start_frame.png")
+        gif = write_results(x0[None], videos, out, FPS)  # results.gif/.mp4/.png, as generate_samples.py
+        mp4 = out / "results.mp4"
+        files = [str(f) for f in (gif, mp4, out / "results.png") if f.is_file()]
+        info = self._info(f"{videos.shape[1]} video(s)", videos[0, 0], took)
+        return str(start), str(mp4) if mp4.is_file() else None, files, info
+
+    # ------------------------------------------------------------------ the page's calls
+    def sample(self, image, n, length, seed, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        """/sample: ``n`` videos from one start frame, reproducible from ``seed`` (as generate_samples.py)."""
+        n, length, seed = self._settings(n, length, seed)
+        x0 = self._start_frame(image)
+        progress(0.0, desc="sampling")
+        t0 = time.perf_counter()
+        videos = generate(self.pipe, x0[None], n, length, 1, seed)  # (1, n, T, 3, H, W)
+        return self._results(x0, videos, time.perf_counter() - t0, progress)
+
+    def transfer(self, clip, image, length, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        """/transfer: the motion of a sample clip on a start frame -> (query | result) MP4, downloads, timing."""
+        if clip not in self.clips:
+            raise gr.Error(f"Unknown query clip {clip!r}: choose one of {', '.join(self.clips) or '(none found)'}")
+        length = _whole(length, "sequence length", MIN_LENGTH, MAX_LENGTH)
+        x0 = self._start_frame(image)
+        progress(0.0, desc="transferring")
+        t0 = time.perf_counter()
+        try:
+            query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
+        except SystemExit as exc:  # a clip shorter than start frame + one pass of the generator
+            raise gr.Error(str(exc)) from None
+        moved = self.pipe.transfer(query, x0[None], length, use_mean=True).cpu()  # (1, T, 3, H, W)
+        took = time.perf_counter() - t0
+        video = side_by_side([query[0, 1:], moved[0]])  # the query's motion, then the result
+        out = self._run_dir()
+        files = [save_gif(video, out / "transfer.gif", FPS), save_mp4(video, out / "transfer.mp4", FPS)]
+        files = [str(f) for f in files if f is not None]
+        mp4 = files[-1] if files[-1].endswith(".mp4") else None
+        return mp4, files, self._info(f"1 video (the motion of {clip})", moved[0], took)
+
+    def endpoint(self, image, x, y, z, n, length, seed, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        """/endpoint: ``n`` videos of a control model that end with the arm at (x, y, z)."""
+        n, length, seed = self._settings(n, length, seed)
+        try:
+            pos = [float(v) for v in (x, y, z)]
+        except (TypeError, ValueError):
+            pos = [math.nan]
+        if not all(math.isfinite(v) for v in pos):
+            raise gr.Error(f"the endpoint needs three numbers x, y, z, got {(x, y, z)!r}")
+        cond = torch.tensor([pos])  # (1, 3)
+        x0 = self._start_frame(image)
+        progress(0.0, desc="sampling")
+        t0 = time.perf_counter()
+        videos = generate(self.pipe, x0[None], n, length, 1, seed, cond=cond)  # (1, n, T, 3, H, W)
+        return self._results(x0, videos, time.perf_counter() - t0, progress)
+
+
+# ---------------------------------------------------------------------- the page
+def _start_frame_input(app: DemoApp, prefix: str, label: str = "start frame") -> gr.Image:
+    default = str(app.image_files[0]) if app.image_files else None
+    image = gr.Image(default, type="filepath", sources=["upload", "clipboard"], label=label, height=220,
+                     elem_id=f"{prefix}-image")
+    if app.image_files:
+        gr.Examples([[str(f)] for f in app.image_files], inputs=[image], label="sample start frames",
+                    elem_id=f"{prefix}-examples")
+    return image
+
+
+def _settings_inputs(prefix: str) -> list:
+    return [gr.Slider(1, MAX_SAMPLES, value=4, step=1, label="number of samples", elem_id=f"{prefix}-n"),
+            gr.Slider(MIN_LENGTH, MAX_LENGTH, value=16, step=1, label="sequence length (frames)",
+                   elem_id=f"{prefix}-length"),
+            gr.Number(42, precision=0, minimum=0, label="seed", elem_id=f"{prefix}-seed")]
+
+
+def _result_outputs(prefix: str, start: bool = True) -> list:
+    """[start frame,] video, downloads, time taken: the outputs of one call, in its return order."""
+    video = gr.Video(label="start frame, then the samples" if start else "query clip | result",
+                     elem_id=f"{prefix}-video", autoplay=True, loop=True, interactive=False, height=240)
+    with gr.Row():
+        first = [gr.Image(label="model input", type="filepath", interactive=False, buttons=[],
+                          height=120, scale=1)] if start else []
+        info = gr.Textbox(label="time taken", interactive=False, elem_id=f"{prefix}-info", scale=2)
+    files = gr.File(label="downloads", file_count="multiple", interactive=False)
+    return first + [video, files, info]
+
+
+def _button(label: str, prefix: str) -> gr.Button:
+    return gr.Button(label, variant="primary", elem_id=f"{prefix}-generate")
+
+
+def _listen(button: gr.Button, fn, inputs: list, outputs: list, name: str) -> None:
+    # one generation at a time, whichever tab asks (the model is shared)
+    # inputs unprocessed (files still go through Gradio's upload checks): the call checks them itself
+    button.click(fn, inputs, outputs, api_name=name, concurrency_id="model", concurrency_limit=1, preprocess=False)
+
+
+def _sample_tab(app: DemoApp) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = _start_frame_input(app, "sample")
+            settings = _settings_inputs("sample")
+            button = _button("Generate", "sample")
+        with gr.Column():
+            outputs = _result_outputs("sample")
+    _listen(button, app.sample, [image, *settings], outputs, "sample")
+
+
+def _transfer_tab(app: DemoApp) -> None:
+    names = list(app.clips)
+    with gr.Row():
+        with gr.Column():
+            clip = gr.Dropdown(names, value=names[0] if names else None, label=f"query clip ({app.clip_dir.name})")
+            image = _start_frame_input(app, "transfer", "start frame to put the motion on")
+            length = gr.Slider(MIN_LENGTH, MAX_LENGTH, value=16, step=1, label="sequence length (frames)")
+            button = _button("Transfer", "transfer")
+        with gr.Column():
+            outputs = _result_outputs("transfer", start=False)
+    _listen(button, app.transfer, [clip, image, length], outputs, "transfer")
+
+
+def _endpoint_tab(app: DemoApp) -> None:
+    with gr.Row():
+        with gr.Column():
+            image = _start_frame_input(app, "endpoint")
+            gr.Markdown("End-effector position at the last frame (BAIR coordinates; 10 bins per axis).")
+            # each axis covers the 10 bins of the control code (values beyond them fall into the end bins)
+            pos = [gr.Slider(math.floor(lo * 1e3) / 1e3, math.ceil((lo + span) * 1e3) / 1e3,
+                             value=round(lo + span / 2, 3), step=0.001, label=f"endpoint {axis}")
+                   for axis, lo, span in zip("xyz", POS_MIN, POS_MAX)]
+            settings = _settings_inputs("endpoint")
+            button = _button("Generate", "endpoint")
+        with gr.Column():
+            outputs = _result_outputs("endpoint")
+    _listen(button, app.endpoint, [image, *pos, *settings], outputs, "endpoint")
+
+
+def build_ui(app: DemoApp) -> gr.Blocks:
+    """The page: Sample and Transfer tabs, or the Endpoint tab for a control model."""
+    pipe = app.pipe
+    with gr.Blocks(title="Image-to-video cINN", analytics_enabled=False, delete_cache=(1800, 3600)) as ui:
+        gr.Markdown(f"### Stochastic image-to-video synthesis with cINNs\nModel `{app.model_name}`: "
+                    f"{pipe.img_size} px, {pipe.frames_per_pass} frames per pass, on {pipe.device}.")
+        with gr.Tabs():
+            if pipe.control:
+                with gr.Tab("Endpoint"):
+                    _endpoint_tab(app)
+            else:
+                with gr.Tab("Sample"):
+                    _sample_tab(app)
+                with gr.Tab("Transfer"):
+                    _transfer_tab(app)
+    return ui
+
+
+def launch(ui: gr.Blocks, app: DemoApp, port: int | None = None, share: bool = False) -> str:
+    """Start the server on 127.0.0.1 without blocking; returns (and prints) the URL."""
+    ui.launch(server_name="127.0.0.1", server_port=port, share=share, prevent_thread_lock=True, quiet=True,
+              show_error=True, theme=THEME, allowed_paths=[str(app.image_dir), str(app.clip_dir)],
+              footer_links=["api", "settings"], run_history=False, ssr_mode=False, mcp_server=False, pwa=False)
+    print(f"Running on {ui.local_url}" + (f" and {ui.share_url}" if ui.share_url else ""), flush=True)
+    return ui.local_url
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-ckpt_path", "-chkpt", default=None,
+                   help="model folder with config_stage2.yaml and cINN.pth (default: the demo model models/demo/stage2)")
+    add_gpu_argument(p)
+    p.add_argument("-images", default=None, help="folder of sample start frames (default: assets/GT_samples/<dataset>)")
+    p.add_argument("--port", "-port", type=int, default=None, help="port (default: the first free one from 7860)")
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
+    args = p.parse_args(argv)
+    if args.port is not None and not 1 <= args.port <= 65535:
+        p.error(f"--port must be from 1 to 65535, got {args.port}")
+    if args.port is not None and not _port_free(args.port):
+        p.error(f"--port {args.port}: 127.0.0.1:{args.port} is in use; pick another or leave --port out")
+    return args
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Blocks, DemoApp]:
+    args = parse_args(argv)
+    setup_logging()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests to 127.0.0.1
+    model_dir = Path(args.ckpt_path) if args.ckpt_path else DEMO_MODEL
+    if args.images:
+        list_images(args.images)  # a missing or empty folder stops here, before the model is loaded
+    device = get_device(args.gpu)
+    pipe = load_pipeline_or_exit(model_dir, device)
+    name = model_dir.resolve()
+    app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
+                  model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name))
+    ui = build_ui(app)
+    launch(ui, app, args.port, args.share)
+    if block:
+        ui.block_thread()
+    return ui, app
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
