@@ -22,7 +22,6 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
-import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -31,13 +30,14 @@ from typing import Sequence  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+import cli  # noqa: E402
+from cli import DATASETS, REPO_ROOT, default_clip_dir, default_image_dir  # noqa: E402
 from generate_samples import generate, write_results  # noqa: E402
 from generate_transfer import list_videos, load_query  # noqa: E402
 from stage2_cINN.modules.control import POS_MAX, POS_MIN  # noqa: E402
-from utils.device import add_gpu_argument, get_device  # noqa: E402
-from utils.inference import (  # noqa: E402
-    DATASETS, REPO_ROOT, default_clip_dir, default_image_dir, list_images, load_pipeline_or_exit, read_image,
-)
+from utils.device import get_device  # noqa: E402
+from utils.errors import I2VError  # noqa: E402
+from utils.inference import list_images, read_image  # noqa: E402
 from utils.logging import setup_logging  # noqa: E402
 from utils.video import save_gif, save_mp4, save_png, side_by_side  # noqa: E402
 
@@ -108,7 +108,7 @@ class DemoApp:
             raise gr.Error("No start frame: pick one of the sample frames below the image or upload an image.")
         try:
             return read_image(path, self.pipe.img_size)
-        except SystemExit:  # utils.inference reports unreadable files this way
+        except I2VError:  # utils.inference reports unreadable files this way
             raise gr.Error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
 
     def _settings(self, n, length, seed) -> tuple[int, int, int]:
@@ -151,7 +151,7 @@ class DemoApp:
         t0 = time.perf_counter()
         try:
             query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
-        except SystemExit as exc:  # a clip shorter than start frame + one pass of the generator
+        except I2VError as exc:  # a clip shorter than start frame + one pass of the generator
             raise gr.Error(str(exc)) from None
         moved = self.pipe.transfer(query, x0[None], length, use_mean=True).cpu()  # (1, T, 3, H, W)
         took = time.perf_counter() - t0
@@ -287,11 +287,12 @@ def launch(ui: gr.Blocks, app: DemoApp, port: int | None = None, share: bool = F
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-ckpt_path", "-chkpt", default=None,
+    p = cli.parser(__doc__)
+    p.add_argument("-ckpt_path", "-chkpt", default=None, type=cli.existing_folder,
                    help="model folder with config_stage2.yaml and cINN.pth (default: the demo model models/demo/stage2)")
-    add_gpu_argument(p)
-    p.add_argument("-images", default=None, help="folder of sample start frames (default: assets/GT_samples/<dataset>)")
+    cli.add_gpu_argument(p)
+    p.add_argument("-images", default=None, type=cli.existing_folder,
+                   help="folder of sample start frames (default: assets/GT_samples/<dataset>)")
     p.add_argument("--port", "-port", type=int, default=None, help="port (default: the first free one from 7860)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
     args = p.parse_args(argv)
@@ -321,7 +322,7 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
     if args.images:
         list_images(args.images)  # a missing or empty folder stops here, before the model is loaded
     device = get_device(args.gpu)
-    pipe = load_pipeline_or_exit(model_dir, device)
+    pipe = cli.load_pipeline(model_dir, device)
     name = model_dir.resolve()
     app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
                   model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name))
@@ -333,4 +334,4 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

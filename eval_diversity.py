@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any, Sequence
 
 import torch
 
+import cli
 from metrics.evaluation import (
     DIVERSITY_METRICS, Backbones, DiversityMetrics, add_common_arguments, add_metric_flags, backbone_notes,
     check_common_args, check_dtfvd_length, prepare_run, report, run_info,
@@ -28,18 +28,16 @@ logger = logging.getLogger("eval_diversity")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__)
     add_common_arguments(p, seed=249)
-    p.add_argument("-n_realiz", type=int, default=5, help="realisations per start frame (at least 2)")
+    p.add_argument("-n_realiz", type=cli.int_at_least(2), default=5, help="realisations per start frame (at least 2)")
     add_metric_flags(p, DIVERSITY_METRICS)
     return p.parse_args(argv)
 
 
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """(canonical dataset, requested scores); exits with a message for unusable arguments."""
+    """(canonical dataset, requested scores); an error for unusable arguments."""
     dataset, metrics = check_common_args(args, DIVERSITY_METRICS)
-    if args.n_realiz < 2:
-        raise SystemExit("-n_realiz must be at least 2 (diversity compares different realisations)")
     if "DTI3D" in metrics:
         check_dtfvd_length(args.seq_length)
     return dataset, metrics
@@ -72,4 +70,4 @@ def main(argv: Sequence[str] | None = None, backbones: Backbones | None = None) 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from typing import Any, Sequence
 
 import torch
 
+import cli
+from data import DataLayoutError
 from metrics.evaluation import (
     FRECHET_METRICS, SYNTHESIS_METRICS, Backbones, SynthesisMetrics, add_common_arguments, add_metric_flags,
     backbone_notes, check_common_args, check_dtfvd_length, prepare_run, protocol_length, protocol_slices, report,
@@ -29,14 +30,14 @@ logger = logging.getLogger("eval_synthesis_quality")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser(__doc__)
     add_common_arguments(p, seed=249)
     add_metric_flags(p, SYNTHESIS_METRICS)
     return p.parse_args(argv)
 
 
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
-    """(canonical dataset, requested metrics); exits with a message for unusable arguments."""
+    """(canonical dataset, requested metrics); an error for unusable arguments."""
     dataset, metrics = check_common_args(args, SYNTHESIS_METRICS)
     if "DTFVD" in metrics:
         check_dtfvd_length(protocol_length(dataset, args.seq_length))
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     length = protocol_length(dataset, args.seq_length)
     ev = prepare_run(args, dataset, metrics, length, backbones)
     if ev.clips < 2 and any(m in FRECHET_METRICS for m in metrics):
-        raise SystemExit(f"FVD/DTFVD/FID need at least 2 test clips; the test split gives {ev.clips}")
+        raise DataLayoutError(f"FVD/DTFVD/FID need at least 2 test clips; the test split of {args.data_path} gives "
+                               f"{ev.clips}")
     logger.info("evaluating %s on %d test clips of %s (%d generated frames, %d compared per video)",
                 ", ".join(metrics), ev.clips, dataset, args.seq_length, length)
     scores = SynthesisMetrics(ev.backbones, metrics, batch_size=args.bs)
@@ -72,4 +74,4 @@ def main(argv: Sequence[str] | None = None, backbones: Backbones | None = None) 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

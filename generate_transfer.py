@@ -10,37 +10,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
-from data.augment import resize_clip
+import cli
+from utils.errors import ArgumentError, MissingFileError
 
-from utils.device import add_gpu_argument, get_device
-from utils.inference import (
-    REPO_ROOT, canonical_dataset, default_clip_dir, default_model_dir, list_images, load_pipeline_or_exit,
-    read_images, str2bool,
-)
-from utils.logging import setup_logging
-from utils.video import grid, read_video, save_gif, save_mp4, side_by_side
+if TYPE_CHECKING:  # torch is imported once the arguments are checked
+    import torch
 
 logger = logging.getLogger("generate_transfer")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-dataset", required=True, help="landscape | bair | iPER | DTDB | demo")
-    add_gpu_argument(p)
-    p.add_argument("-seq_length", type=int, default=16)
-    p.add_argument("-texture", default=None)
-    p.add_argument("-ckpt_path", "-chkpt", default=None, help="model folder with config_stage2.yaml and cINN.pth")
-    p.add_argument("-videos", default=None, help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
-    p.add_argument("-images", default=None, help="folder of target start frames (default: the queries' first frames)")
-    p.add_argument("-n_targets", type=int, default=5, help="target start frames per query")
-    p.add_argument("-use_mean", type=str2bool, default=True, help="encode the query with the posterior mean")
-    p.add_argument("-out", default=None, help="output folder (default: assets/results/<dataset>/transfer)")
-    p.add_argument("-fps", type=float, default=3.0)
+    p = cli.parser(__doc__)
+    cli.add_model_arguments(p, "landscape | bair | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth",
+                            seq_help="frames per transferred video")
+    p.add_argument("-videos", default=None, type=cli.existing_folder,
+                   help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
+    p.add_argument("-images", default=None, type=cli.image_source,
+                   help="a target start frame or a folder of them (default: the queries' first frames)")
+    p.add_argument("-n_targets", type=cli.positive_int, default=5, help="target start frames per query")
+    p.add_argument("-use_mean", type=cli.boolean, default=True, help="encode the query with the posterior mean")
+    p.add_argument("-out", default=None, type=Path, help="output folder (default: assets/results/<dataset>/transfer)")
+    p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF/MP4")
     return p.parse_args(argv)
 
 
@@ -49,33 +42,42 @@ def list_videos(folder: Path) -> list[Path]:
     from natsort import natsorted
 
     if not folder.is_dir():
-        raise SystemExit(f"video folder not found: {folder.resolve()}")
+        raise MissingFileError(f"video folder not found: {folder.resolve()}")
     vids = [p for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in (".gif", ".mp4")]
     if not vids:
-        raise SystemExit(f"no query videos (frame folders, .gif, .mp4) in {folder.resolve()}")
+        raise MissingFileError(f"no query videos (frame folders, .gif, .mp4) in {folder.resolve()}")
     return natsorted(vids, key=lambda p: p.name)
 
 
-def load_query(path: Path, size: int, n_frames: int) -> torch.Tensor:
+def load_query(path: Path, size: int, n_frames: int) -> "torch.Tensor":
     """The first ``n_frames`` frames of a video, resized: (1, n_frames, 3, size, size)."""
+    from data.augment import resize_clip
+    from utils.video import read_video
+
     v = read_video(path)
     if v.shape[0] < n_frames:
-        raise SystemExit(f"query video {path} has {v.shape[0]} frames; transfer needs {n_frames}")
+        raise ArgumentError(f"query video {path} has {v.shape[0]} frames; transfer needs {n_frames}")
     return resize_clip(v[:n_frames], size).clamp(-1, 1).unsqueeze(0)  # as the original: no antialiasing
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parse_args(argv)
+    dataset = args.dataset
+    model_dir = args.ckpt_path or cli.default_model_dir(dataset, args.texture)
+    video_dir = args.videos or cli.default_clip_dir(dataset, args.texture)
+    out = args.out or cli.default_results_dir(dataset, args.texture, "transfer")
+    import torch
+
+    from utils.device import get_device
+    from utils.inference import list_images, read_images
+    from utils.logging import setup_logging
+    from utils.video import grid, save_gif, save_mp4, side_by_side
+
     setup_logging()
-    dataset = canonical_dataset(args.dataset)
-    device = get_device(args.gpu)
-    model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir(dataset, args.texture)
-    video_dir = Path(args.videos) if args.videos else default_clip_dir(dataset, args.texture)
     queries = list_videos(video_dir)
-    pipe = load_pipeline_or_exit(model_dir, device)
+    pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
     n = pipe.frames_per_pass + 1
     clips = {q.name: load_query(q, pipe.img_size, n) for q in queries}
-    out = Path(args.out) if args.out else REPO_ROOT / "assets" / "results" / dataset / "transfer"
     written = []
     for name, query in clips.items():
         if args.images:
@@ -93,4 +95,4 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

@@ -11,53 +11,51 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import sys
 from pathlib import Path
 from typing import Sequence
 
-import torch
-
-from utils.device import add_gpu_argument, get_device
-from utils.inference import REPO_ROOT, canonical_dataset, default_model_dir, load_pipeline_or_exit
-from utils.logging import setup_logging
-from utils.video import save_gif, save_png, side_by_side
+import cli
+from utils.errors import ArgumentError
 
 logger = logging.getLogger("visualize_endpoint")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-dataset", default="bair", help="only bair has an end-effector control model")
-    add_gpu_argument(p)
-    p.add_argument("-data_path", required=True, help="BAIR root with train/eval/test folders (data/bair/convert_bair.py)")
-    p.add_argument("-ckpt_path", "-chkpt", default=None, help="control model folder (default models/bair/stage2_control)")
-    p.add_argument("-n_examples", type=int, default=8, help="test clips to use")
-    p.add_argument("-n_samples", type=int, default=4, help="videos per clip and endpoint")
-    p.add_argument("-seq_length", type=int, default=16)
-    p.add_argument("-seed", type=int, default=42)
-    p.add_argument("-out", default=None, help="output folder (default assets/results/bair/endpoint)")
-    p.add_argument("-fps", type=float, default=3.0)
+    p = cli.parser(__doc__)
+    cli.add_model_arguments(p, "bair (only bair has an end-effector control model)",
+                            "control model folder (default models/bair/stage2_control)", dataset_default="bair")
+    p.add_argument("-data_path", required=True, type=cli.existing_folder,
+                   help="BAIR root with train/eval/test folders (data/bair/convert_bair.py)")
+    p.add_argument("-n_examples", type=cli.positive_int, default=8, help="test clips to use")
+    p.add_argument("-n_samples", type=cli.positive_int, default=4, help="videos per clip and endpoint")
+    p.add_argument("-seed", type=int, default=42, help="random seed of the sampled residuals")
+    p.add_argument("-out", default=None, type=Path, help="output folder (default assets/results/bair/endpoint)")
+    p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
-    from data import get_dataset
-
     args = parse_args(argv)
+    if args.dataset != "bair":
+        raise ArgumentError(f"-dataset {args.dataset}: endpoint control exists for BAIR only (-dataset bair)")
+    model_dir = args.ckpt_path or cli.default_model_dir("bair", control=True)
+    out = args.out or cli.default_results_dir("bair", None, "endpoint")
+    import torch
+
+    from data import get_dataset
+    from utils.device import get_device
+    from utils.logging import setup_logging
+    from utils.video import save_gif, save_png, side_by_side
+
     setup_logging()
-    if canonical_dataset(args.dataset) != "bair":
-        raise SystemExit("endpoint control exists for BAIR only (-dataset bair)")
-    device = get_device(args.gpu)
-    model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir("bair", control=True)
-    pipe = load_pipeline_or_exit(model_dir, device)
+    pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
     if not pipe.control:
-        raise SystemExit(f"{model_dir} was not trained with Training.control: True")
+        raise ArgumentError(f"-ckpt_path {model_dir} was not trained with Training.control: True")
     cfg = copy.deepcopy(pipe.config)
-    cfg["Data"]["data_path"] = args.data_path
+    cfg["Data"]["data_path"] = str(args.data_path)
     cfg["Data"]["sequence_length"] = args.seq_length + 1
     dataset = get_dataset(cfg, "test")
     gen = torch.Generator().manual_seed(args.seed)
-    out = Path(args.out) if args.out else REPO_ROOT / "assets" / "results" / "bair" / "endpoint"
     written = []
     for i in range(min(args.n_examples, len(dataset))):
         item = dataset[i]
@@ -72,4 +70,4 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

@@ -468,17 +468,20 @@ ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    import cli
+
+    p = cli.parser(__doc__.split("\n\n")[0])
     p.add_argument("--config", nargs="+", default=["bair", "landscape"], choices=sorted(CONFIGS))
     p.add_argument("--what", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: utils.device.get_device)")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--batch", type=int, default=None, help="batch of the training/fvd/data items")
-    p.add_argument("--sample-bs", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--workers", type=int, default=2, help="data-loader workers of the data item")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    cli.add_gpu_argument(p)
+    p.add_argument("--device", default=None, type=_device_gpu,
+                   help="cpu | cuda | cuda:N, the same as -gpu -1 | 0 | N (default: utils.device.get_device)")
+    p.add_argument("--repeats", type=cli.positive_int, default=3)
+    p.add_argument("--warmup", type=cli.non_negative_int, default=1)
+    p.add_argument("--batch", type=cli.positive_int, default=None, help="batch of the training/fvd/data items")
+    p.add_argument("--sample-bs", type=cli.positive_int, nargs="+", default=[1, 8])
+    p.add_argument("--workers", type=cli.non_negative_int, default=2, help="data-loader workers of the data item")
+    p.add_argument("--threads", type=cli.positive_int, default=None, help="torch.set_num_threads")
     p.add_argument("--baseline-rev", default=None, help="git revision whose decoder is the 'before'")
     p.add_argument("--channels-last", action="store_true", help="channels-last-3D stage-1 networks")
     p.add_argument("--compile", action="store_true", help="torch.compile the benchmarked networks")
@@ -498,7 +501,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     malloc_tuned = tune_cpu_allocator(not args.no_malloc_tuning)
     if args.no_malloc_tuning:
         os.environ["I2V_MALLOC_TUNING"] = "0"  # also for get_device's start-up tuning
-    device = torch.device(args.device) if args.device else get_device()
+    device = get_device(args.device if args.device is not None else args.gpu)  # a missing GPU: the CPU, warned
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.flush_denormal and not torch.set_flush_denormal(True):
@@ -531,5 +534,16 @@ def main(argv: list[str] | None = None) -> list[Result]:
     return results
 
 
+def _device_gpu(text: str) -> int:
+    """``--device cpu | cuda | cuda:N`` as the -gpu id it means (-1, 0, N)."""
+    if text == "cpu":
+        return -1
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        return int(text[5:] or 0)
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
 if __name__ == "__main__":
-    main()
+    from cli import run
+
+    run(main)

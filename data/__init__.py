@@ -5,15 +5,29 @@ Typical use::
     from data import get_dataset, make_loader
     train = get_dataset(config, 'train')          # config: the full parsed YAML
     loader = make_loader(train, batch_size=8, shuffle=True, workers=4)
-"""
-from .augment import ClipTransform
-from .dataset import DataLayoutError, FrameFolderDataset, build_dataset, find_videos, get_dataset, get_loader
-from .frame_io import FrameReadError, read_clip, read_positions
-from .layouts import LAYOUTS, Layout, get_layout
-from .loader import make_loader, seed_worker
 
-__all__ = [
-    "ClipTransform", "DataLayoutError", "FrameFolderDataset", "FrameReadError", "LAYOUTS", "Layout",
-    "build_dataset", "find_videos", "get_dataset", "get_layout", "get_loader", "make_loader", "read_clip",
-    "read_positions", "seed_worker",
-]
+The names below are imported on first use (PEP 562), so that ``data.layouts`` (the dataset names a config
+is checked against) loads without torch, OpenCV or kornia.
+"""
+import importlib
+
+_EXPORTS = {
+    "ClipTransform": "augment",
+    "DataLayoutError": "dataset", "FrameFolderDataset": "dataset", "build_dataset": "dataset",
+    "find_videos": "dataset", "get_dataset": "dataset", "get_loader": "dataset",
+    "FrameReadError": "frame_io", "read_clip": "frame_io", "read_positions": "frame_io",
+    "LAYOUTS": "layouts", "Layout": "layouts", "get_layout": "layouts",
+    "make_loader": "loader", "seed_worker": "loader",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

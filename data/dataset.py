@@ -24,6 +24,8 @@ from natsort import natsorted
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from utils.errors import I2VError, MissingFileError
+
 from .augment import ClipTransform
 from .frame_io import POSITIONS_FILE, FrameReadError, read_clip, read_positions
 from .layouts import IMAGE_EXTENSIONS, MODES, Layout, get_layout
@@ -39,7 +41,7 @@ _MODE_ALIASES = {"val": "eval", "valid": "eval", "validation": "eval"}
 _MAX_LISTED = 10
 
 
-class DataLayoutError(ValueError):
+class DataLayoutError(I2VError, ValueError):
     """The data on disk does not give a usable split (no videos, or none long enough)."""
 
 
@@ -78,10 +80,10 @@ def _subfolders(folder: Path, depth: int) -> list[Path]:
 
 def _split_folder(layout: Layout, root: Path, mode: str, data: Mapping[str, Any]) -> Path:
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset root {root} does not exist (Data.data_path); {layout.expected(root)}")
+        raise MissingFileError(f"dataset root {root} does not exist (Data.data_path); {layout.expected(root)}")
     texture = data.get("texture")
     if layout.needs_texture and not texture:
-        raise ValueError(f"dataset '{layout.name}' needs Data.texture (e.g. 'fire', 'clouds', 'vegetation', "
+        raise DataLayoutError(f"dataset '{layout.name}' needs Data.texture (e.g. 'fire', 'clouds', 'vegetation', "
                        f"'waterfall'); {layout.expected(root)}")
     folder = root / layout.split_folders[mode].format(texture=texture)
     if folder.is_dir():
@@ -90,14 +92,14 @@ def _split_folder(layout: Layout, root: Path, mode: str, data: Mapping[str, Any]
         logger.info("%s has no %s/ folders; reading its sub-folders as the videos of every mode",
                     root, "/, ".join(MODES))
         return root
-    raise FileNotFoundError(f"split folder {folder} for mode '{mode}' does not exist; {layout.expected(root)}")
+    raise MissingFileError(f"split folder {folder} for mode '{mode}' does not exist; {layout.expected(root)}")
 
 
 def _listed_videos(layout: Layout, split: Path, mode: str, data: Mapping[str, Any]) -> list[tuple[Path, int]]:
     split_dir = Path(data.get("split_dir") or layout.default_split_dir).expanduser()
     list_file = split_dir / layout.list_files[mode]
     if not list_file.is_file():
-        raise FileNotFoundError(f"split list {list_file} for mode '{mode}' does not exist (Data.split_dir)")
+        raise MissingFileError(f"split list {list_file} for mode '{mode}' does not exist (Data.split_dir)")
     entries = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
     if not entries:
         raise DataLayoutError(f"split list {list_file} is empty")
@@ -158,7 +160,7 @@ class FrameFolderDataset(Dataset):
         if control:
             missing = [str(v.path / POSITIONS_FILE) for v in self.videos if not (v.path / POSITIONS_FILE).is_file()]
             if missing:
-                raise FileNotFoundError(f"control needs {POSITIONS_FILE} in every video folder; {len(missing)} "
+                raise MissingFileError(f"control needs {POSITIONS_FILE} in every video folder; {len(missing)} "
                                         f"missing, e.g. {missing[:3]} (re-run data/bair/convert_bair.py)")
         if fixed_clips is not None:
             self._clips = np.asarray(fixed_clips, dtype=np.int64).reshape(-1, 2)
@@ -222,7 +224,7 @@ def build_dataset(layout: Layout, data: Mapping[str, Any], mode: str, control: b
         if key not in data:
             raise KeyError(f"config Data section lacks '{key}'")
     if control and not layout.supports_control:
-        raise ValueError(f"control (Training.control) is only available for BAIR, not '{layout.name}'")
+        raise DataLayoutError(f"control (Training.control) is only available for BAIR, not '{layout.name}'")
     iterations = int(data.get(f"iter_{mode}", 1))
     videos = [replace(v, repeat=v.repeat * iterations) for v in find_videos(layout, data, mode)]
     length = int(data["sequence_length"])

@@ -9,13 +9,15 @@ import cv2
 import numpy as np
 import torch
 
+from utils.errors import I2VError
+
 __all__ = ["FrameReadError", "POSITIONS_FILE", "read_clip", "read_positions", "write_positions", "write_frame",
            "extract_video_frames"]
 
 POSITIONS_FILE = "endeffector_positions.csv"
 
 
-class FrameReadError(OSError):
+class FrameReadError(I2VError, OSError):
     """A frame image (or a positions file) could not be read or decoded."""
 
 

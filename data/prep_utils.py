@@ -57,8 +57,10 @@ def extract_job(job: tuple[Path, Path, str, Optional[int], bool]) -> Optional[in
 
 def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     """The ``--size``, ``--workers`` and ``--overwrite`` options of the frame extraction scripts."""
-    parser.add_argument("--size", type=int, default=None, help="resize the shorter side to this many pixels")
-    parser.add_argument("--workers", type=int, default=1, help="inputs processed in parallel")
+    from cli import positive_int
+
+    parser.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this many pixels")
+    parser.add_argument("--workers", type=positive_int, default=1, help="inputs processed in parallel")
     parser.add_argument("--overwrite", action="store_true", help="re-extract videos already extracted")
 
 

@@ -6,7 +6,6 @@ CLI: ``python -m data.synthetic --layout bair --out DIR [--n_videos 3 --n_frames
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -15,7 +14,7 @@ import cv2
 import numpy as np
 
 from .frame_io import write_frame, write_positions
-from .layouts import MODES, get_layout
+from .layouts import LAYOUTS, MODES, get_layout
 from .tfrecord import write_examples
 
 logger = logging.getLogger(__name__)
@@ -133,15 +132,18 @@ def write_bair_tfrecord(path: Union[str, Path], n_examples: int, n_frames: int =
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--layout", required=True, help="bair, landscape, iPER, DTDB or folder")
+    import cli
+
+    parser = cli.parser(__doc__)
+    parser.add_argument("--layout", required=True, type=str.lower, choices=sorted(LAYOUTS),
+                        help="bair, landscape, iPER, DTDB or folder")
     parser.add_argument("--out", required=True, type=Path, help="output root folder")
-    parser.add_argument("--n_videos", type=int, default=3, help="videos per split")
-    parser.add_argument("--n_frames", type=int, default=30, help="frames per video")
-    parser.add_argument("--size", type=int, default=64, help="frame size in pixels")
+    parser.add_argument("--n_videos", type=cli.positive_int, default=3, help="videos per split")
+    parser.add_argument("--n_frames", type=cli.positive_int, default=30, help="frames per video")
+    parser.add_argument("--size", type=cli.positive_int, default=64, help="frame size in pixels")
     parser.add_argument("--texture", default="fire", help="DTDB texture")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tfrecord", type=int, default=0, metavar="N",
+    parser.add_argument("--tfrecord", type=cli.non_negative_int, default=0, metavar="N",
                         help="bair only: write raw TFRecords with N examples per record instead of frames")
     args = parser.parse_args(argv)
     if args.tfrecord:
@@ -158,4 +160,6 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from cli import run
+
+    run(main)

@@ -25,6 +25,8 @@ from typing import BinaryIO, Iterable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
+from utils.errors import I2VError
+
 FeatureValue = Union[bytes, Sequence[bytes], np.ndarray, Sequence[float], Sequence[int]]
 
 __all__ = [
@@ -33,7 +35,7 @@ __all__ = [
 ]
 
 
-class TFRecordError(ValueError):
+class TFRecordError(I2VError, ValueError):
     """A TFRecord file is truncated, fails its CRC check or holds a malformed Example."""
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from data.frame_io import FrameReadError
 from metrics.evaluation import (
-    I3D_KINDS, SYNTHESIS_METRICS, Backbones, SynthesisMetrics, backbone_notes, dtfvd_frames, format_table,
+    I3D_KINDS, SYNTHESIS_METRICS, Backbones, SynthesisMetrics, backbone_notes, check_dtfvd_length, format_table,
     load_backbones_or_exit, write_json,
 )
+from utils.errors import ArgumentError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -36,13 +37,13 @@ def list_videos(folder: str | Path) -> list[Path]:
 
     folder = Path(folder)
     if not folder.exists():
-        raise SystemExit(f"video folder not found: {folder.resolve()}")
+        raise MissingFileError(f"video folder not found: {folder.resolve()}")
     if not folder.is_dir():
-        raise SystemExit(f"not a folder: {folder.resolve()} (expected a folder of videos)")
+        raise ArgumentError(f"not a folder: {folder.resolve()} (expected a folder of videos)")
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")
                and (p.is_dir() or p.suffix.lower() in VIDEO_SUFFIXES)]
     if not entries:
-        raise SystemExit(f"no videos in {folder.resolve()}: expected sub-folders of frames, .gif or .mp4 files")
+        raise MissingFileError(f"no videos in {folder.resolve()}: expected sub-folders of frames, .gif or .mp4 files")
     return natsorted(entries, key=lambda p: p.name)
 
 
@@ -59,7 +60,7 @@ def read_videos(paths: Sequence[Path], size: tuple[int, int] | None, desc: str) 
         try:
             video = read_video(path)
         except (FileNotFoundError, OSError, ValueError) as exc:
-            raise SystemExit(f"cannot read video {path}: {exc}") from None
+            raise FrameReadError(f"cannot read video {path}: {exc}") from None
         size = size or tuple(video.shape[-2:])
         if tuple(video.shape[-2:]) != size:
             video = F.interpolate(video, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -81,10 +82,10 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
     """Metric values (``metrics`` from FVD, DTFVD, FID, LPIPS) between the videos of two folders, plus counts."""
     metrics = [m for m in SYNTHESIS_METRICS if m in metrics]
     if not metrics:
-        raise SystemExit("choose at least one metric: --fvd, --dtfvd, --fid, --lpips")
+        raise ArgumentError("choose at least one metric: --fvd, --dtfvd, --fid, --lpips")
     real_paths, fake_paths = list_videos(real_dir), list_videos(fake_dir)
     if "LPIPS" in metrics and len(real_paths) != len(fake_paths):
-        raise SystemExit(f"LPIPS pairs videos by sorted name, but {real_dir} has {len(real_paths)} videos and "
+        raise ArgumentError(f"LPIPS pairs videos by sorted name, but {real_dir} has {len(real_paths)} videos and "
                          f"{fake_dir} has {len(fake_paths)}")
     real, resized_real = read_videos(real_paths, (size, size) if size else None, "real")
     target = tuple(real[0].shape[-2:])
@@ -97,12 +98,9 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
         logger.warning("videos have %d to %d frames: all are cut to the shortest common length, %d frames",
                        length, max(lengths), length)
     if any(m in ("FVD", "DTFVD", "FID") for m in metrics) and min(len(real), len(fake)) < 2:
-        raise SystemExit("FVD/DTFVD/FID need at least 2 videos in each folder")
+        raise ArgumentError("FVD/DTFVD/FID need at least 2 videos in each folder")
     if "DTFVD" in metrics:
-        try:
-            dtfvd_frames(length)
-        except ValueError as exc:
-            raise SystemExit(str(exc)) from None
+        check_dtfvd_length(length)
     backbones = load_backbones_or_exit(metrics, device, i3d=i3d, video_length=length, provided=backbones)
     scores = SynthesisMetrics(backbones, metrics, batch_size=batch_size)
     n_pairs = len(real) if "LPIPS" in metrics else 0
@@ -121,18 +119,18 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    from utils.device import add_gpu_argument
+    import cli
 
-    p = argparse.ArgumentParser(prog="python -m metrics.compare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--real", required=True, help="folder of real (reference) videos")
-    p.add_argument("--fake", required=True, help="folder of generated videos")
+    p = cli.parser(__doc__, prog="python -m metrics.compare")
+    p.add_argument("--real", required=True, type=cli.existing_folder, help="folder of real (reference) videos")
+    p.add_argument("--fake", required=True, type=cli.existing_folder, help="folder of generated videos")
     for name in SYNTHESIS_METRICS:
         p.add_argument(f"--{name.lower()}", action="store_true", help=f"compute {name}")
-    add_gpu_argument(p)
-    p.add_argument("--bs", type=int, default=8, help="videos per batch")
+    cli.add_gpu_argument(p)
+    p.add_argument("--bs", type=cli.positive_int, default=8, help="videos per batch")
     p.add_argument("--i3d", choices=I3D_KINDS, default="hassony2", help="Kinetics I3D for FVD")
-    p.add_argument("--size", type=int, default=None, help="resize frames to size x size (default: first real video's)")
+    p.add_argument("--size", type=cli.positive_int, default=None,
+                   help="resize frames to size x size (default: first real video's)")
     p.add_argument("--out", default=None, help="write the results as JSON to this file")
     return p.parse_args(argv)
 
@@ -155,4 +153,6 @@ def main(argv: Sequence[str] | None = None, backbones: Backbones | None = None) 
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from cli import run
+
+    run(main)

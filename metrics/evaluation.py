@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from metrics.frechet import extract_features, frechet_distance_from_features
+from utils.errors import ArgumentError, I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def load_backbones(metrics: Iterable[str], device: torch.device | str, i3d: str 
         setattr(out, name, backbone)
         out.notes[name] = note
     if errors:
-        raise FileNotFoundError("\n".join(errors))
+        raise MissingFileError("\n".join(errors))
     return out
 
 
@@ -217,11 +218,11 @@ def backbone_notes(backbones: Backbones, metrics: Iterable[str]) -> dict[str, st
 
 
 def load_backbones_or_exit(metrics: Iterable[str], device: torch.device | str, **kwargs: Any) -> Backbones:
-    """:func:`load_backbones`, turning missing weights files into a message without a traceback."""
+    """:func:`load_backbones`; missing weights files are one error listing them (printed by :func:`cli.run`)."""
     try:
         return load_backbones(metrics, device, **kwargs)
     except FileNotFoundError as exc:
-        raise SystemExit(f"missing metric weights:\n{exc}") from None
+        raise MissingFileError(f"missing metric weights:\n{exc}") from None
 
 
 # ----------------------------------------------------------------------------- accumulators
@@ -366,30 +367,27 @@ class DiversityMetrics:
 # ----------------------------------------------------------------------------- scripts: arguments and data
 
 def add_common_arguments(parser: argparse.ArgumentParser, seed: int) -> None:
-    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py."""
-    from utils.device import add_gpu_argument
+    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (types from :mod:`cli`)."""
+    import cli
 
-    parser.add_argument("-dataset", required=True, help="bair | landscape | iPER | DTDB (case-insensitive)")
-    add_gpu_argument(parser)
-    parser.add_argument("-data_path", required=True, help="root of the dataset (see README: Data preparation)")
-    parser.add_argument("-texture", default=None, help="DTDB texture: fire | clouds | vegetation | waterfall")
-    parser.add_argument("-ckpt_path", "-chkpt", default=None,
-                        help="model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)")
-    parser.add_argument("-seq_length", type=int, default=16, help="frames generated per video")
-    parser.add_argument("-bs", type=int, default=6, help="start frames per batch")
+    cli.add_model_arguments(parser, "bair | landscape | iPER | DTDB", "model folder with config_stage2.yaml and "
+                            "cINN.pth (default: models/<dataset>/stage2)", seq_help="frames generated per video")
+    parser.add_argument("-data_path", required=True, type=cli.existing_folder,
+                        help="root of the dataset (see README: Data preparation)")
+    parser.add_argument("-bs", type=cli.positive_int, default=6, help="start frames per batch")
     parser.add_argument("-seed", type=int, default=seed, help="random seed")
-    parser.add_argument("-n_videos", type=int, default=None,
+    parser.add_argument("-n_videos", type=cli.positive_int, default=None,
                         help="evaluate at most this many test clips (default: all)")
     parser.add_argument("-i3d", choices=I3D_KINDS, default="hassony2",
                         help="Kinetics I3D for FVD / I3D: hassony2 (models/PI3D/model_rgb.pth) or torchscript "
                              "(models/PI3D/i3d_torchscript.pt)")
-    parser.add_argument("-workers", type=int, default=4, help="data loading processes")
+    parser.add_argument("-workers", type=cli.non_negative_int, default=4, help="data loading processes")
     parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
 
 
 def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
     """``-<NAME> True|False`` per metric (default True); other values are an argparse error."""
-    from utils.inference import str2bool
+    from cli import str2bool
 
     for name in names:
         parser.add_argument(f"-{name}", type=str2bool, default=True, metavar="True|False",
@@ -397,38 +395,38 @@ def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> N
 
 
 def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[str, list[str]]:
-    """(canonical dataset, metrics of ``names`` switched on); exits with a message for unusable arguments."""
-    from utils.inference import canonical_dataset
+    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments."""
+    from cli import canonical_dataset
 
     dataset = canonical_dataset(args.dataset)
     if dataset not in PROTOCOL_DATASETS:
-        raise SystemExit(f"no evaluation protocol for '{dataset}'; choose one of {', '.join(PROTOCOL_DATASETS)}")
+        raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of {', '.join(PROTOCOL_DATASETS)}")
     if dataset == "DTDB" and not args.texture:
-        raise SystemExit("-dataset DTDB needs -texture (fire | clouds | vegetation | waterfall)")
+        raise ArgumentError("-dataset DTDB needs -texture (fire | clouds | vegetation | waterfall)")
     metrics = [m for m in names if getattr(args, m)]
     if not metrics:
-        raise SystemExit(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
-    if args.seq_length < 1 or args.bs < 1 or (args.n_videos is not None and args.n_videos < 1):
-        raise SystemExit("-seq_length, -bs and -n_videos must be positive")
+        raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
     return dataset, metrics
 
 
 def check_dtfvd_length(video_length: int) -> None:
-    """Exit with :func:`dtfvd_frames`' message when the dynamic-texture I3D cannot take ``video_length`` frames."""
+    """An :class:`ArgumentError` (:func:`dtfvd_frames`' message) when the dynamic-texture I3D cannot take
+    ``video_length`` frames."""
     try:
         dtfvd_frames(video_length)
     except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+        raise ArgumentError(f"DTFVD / DTI3D: {exc}") from None
 
 
 def load_eval_pipeline(args: argparse.Namespace, dataset: str, device: torch.device) -> tuple[Any, Path]:
     """(pipeline, model folder) of ``-ckpt_path`` or the dataset's default folder; control models are refused."""
-    from utils.inference import default_model_dir, load_pipeline_or_exit
+    from cli import default_model_dir, load_pipeline
 
     model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir(dataset, args.texture)
-    pipe = load_pipeline_or_exit(model_dir, device)
+    pipe = load_pipeline(model_dir, device)
     if pipe.control:
-        raise SystemExit(f"{model_dir} is an end-effector control model; evaluate the unconditional model")
+        raise ArgumentError(f"-ckpt_path {model_dir} is an end-effector control model; evaluate the unconditional "
+                            "model")
     return pipe, model_dir
 
 
@@ -475,10 +473,9 @@ def make_test_loader(pipe: Any, dataset: str, data_path: str | Path, texture: st
     """The test split as clips of ``n_frames`` frames at the model's resolution, in a fixed order.
 
     The config is the model's stage-2 config with ``Data.dataset``, ``data_path``, ``texture``,
-    ``sequence_length`` and ``img_size`` (the generator's resolution) replaced. Data errors exit
-    with their message.
+    ``sequence_length`` and ``img_size`` (the generator's resolution) replaced. Data errors name the split.
     """
-    from data import DataLayoutError, get_dataset, make_loader
+    from data import get_dataset, make_loader
 
     cfg = copy.deepcopy(pipe.config)
     data = cfg.setdefault("Data", {})
@@ -489,8 +486,8 @@ def make_test_loader(pipe: Any, dataset: str, data_path: str | Path, texture: st
         data["texture"] = texture
     try:
         ds = get_dataset(cfg, "test", control=False)
-    except (FileNotFoundError, DataLayoutError) as exc:
-        raise SystemExit(f"cannot read the test split: {exc}") from None
+    except I2VError as exc:
+        raise type(exc)(f"cannot read the test split: {exc}") from None
     return make_loader(ds, batch_size, shuffle=False, workers=workers, seed=seed, drop_last=False)
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from metrics.dti3d import DTDBI3D
 from metrics.frechet import extract_features, frechet_distance_from_features
 from metrics.i3d import KineticsI3D
+from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class TrainingFVD:
 
             self.name, model, protocol = "DTFVD", load_dtdb_i3d(16, device, weights), "dtfvd"
         else:
-            raise ValueError(f"Training.FVD must be FVD, DTFVD or none, got {kind!r}")
+            raise ConfigError(f"Training.FVD must be FVD, DTFVD or none, got {kind!r}")
         self.extractor = FVDFeatureExtractor(model, protocol, device)
 
     def features(self, videos: torch.Tensor) -> torch.Tensor:

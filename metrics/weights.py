@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from utils.errors import MissingFileError
+
 logger = logging.getLogger(__name__)
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
@@ -67,7 +69,7 @@ def weights_path(name: str, path: str | Path | None = None) -> Path:
     resolved = Path(path).expanduser() if path is not None else default_weights_path(name)
     if not resolved.is_file():
         spec = WEIGHTS[name]
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"weights file for {name} not found: {resolved}. Download {Path(spec.relative_path).name} "
             f"from {spec.source} and place it at {default_weights_path(name)} (or pass its path). "
             "Weights are never downloaded automatically.")

@@ -12,6 +12,7 @@ from stage1_VAE.modules import build_stage1
 from stage1_VAE.modules.losses import Stage1Loss, make_lpips
 from utils.amp import autocast, make_scaler
 from utils.distributed import barrier, reduce_mean
+from utils.errors import MissingFileError
 from utils.run import RunContext
 from utils.trainer import (
     MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, finish_epoch, load_training_state,
@@ -218,7 +219,8 @@ class Stage1Trainer:
 
 
 def _make_fvd(cfg: dict, device: torch.device):
-    """The per-epoch FVD of reconstructions (PFVD or DTFVD); None when weights are absent or disabled."""
+    """The per-epoch FVD of reconstructions (PFVD or DTFVD); None when disabled or when the default weights
+    are absent (a warning); a missing ``Training.i3d_weights`` file is an error."""
     kind = str(cfg["Training"]["FVD"]).upper()
     if kind in ("NONE", "FALSE", ""):
         return None
@@ -227,5 +229,7 @@ def _make_fvd(cfg: dict, device: torch.device):
 
         return TrainingFVD(kind, device, cfg["Training"]["i3d_weights"])
     except (FileNotFoundError, ImportError) as exc:
+        if cfg["Training"]["i3d_weights"] and isinstance(exc, FileNotFoundError):
+            raise MissingFileError(f"Training.i3d_weights: {exc}") from None
         logger.warning("per-epoch %s disabled: %s", kind, exc)
         return None

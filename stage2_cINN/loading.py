@@ -19,6 +19,7 @@ import torch
 
 from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
 from utils.config import load_config
+from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ with config_stage2.yaml's First_stage_model / Conditioning_Model (model_path + m
 first two folders. See models/README.md."""
 
 
-class MissingFilesError(FileNotFoundError):
+class MissingFilesError(MissingFileError):
     """One or more files of a model are missing; the message lists each by full path."""
 
 

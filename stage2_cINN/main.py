@@ -5,18 +5,15 @@ Multi-GPU with torchrun as for stage 1.
 """
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
-from utils.run import run_training
+import cli
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """Parse the command line, train, and return the last validation metrics."""
-    from stage2_cINN.trainer import CINNTrainer
-
-    return run_training(argv, "cinn", "Stage 2: train the conditional INN", CINNTrainer)
+    """Parse the command line, check every input, train, and return the last validation metrics."""
+    return cli.train_main(argv, "cinn", __doc__, "stage2_cINN.trainer:CINNTrainer")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from stage1_VAE.modules.perf import freeze_spectral_norm
 from stage2_cINN.loading import (
-    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage,
+    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage, resolve,
 )
 from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
 from utils.config import load_config
@@ -183,11 +183,13 @@ def _frames_per_pass(cfg1: dict) -> int:
 
 def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pipeline:
     """Load a model folder holding ``config_stage2.yaml`` and ``cINN.pth`` and the frozen models it
-    points to. Every missing file is reported by full path in one error, with the expected layout."""
+    points to. A relative folder is tried as given, then relative to the repository (so
+    ``load_model("models/demo/stage2")`` works from anywhere). Every missing file is reported by full
+    path in one error, with the expected layout."""
     from stage2_cINN.modules import build_cinn
 
     device = torch.device(device)
-    folder = Path(ckpt_path)
+    folder = resolve(ckpt_path, None, ["config_stage2.yaml"])
     cfg_path = folder / "config_stage2.yaml"
     if not cfg_path.is_file():
         raise MissingFilesError(

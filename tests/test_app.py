@@ -16,10 +16,12 @@ import app as app_mod  # first: app.py turns analytics off and the Hub offline b
 import numpy as np
 import pytest
 import torch
+from cli import default_image_dir
 from generate_samples import generate
+from stage2_cINN.loading import MissingFilesError
 from stage2_cINN.pipeline import load_model
 from tests.helpers import write_tiny_model
-from utils.inference import default_image_dir, list_images, read_image
+from utils.inference import list_images, read_image
 from utils.video import frame_strip, read_video, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,10 +112,15 @@ def test_command_line_errors_come_before_the_model_is_loaded(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         app_mod.parse_args(["--port", "70000"])
     assert exc.value.code == 2 and "--port must be from 1 to 65535" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="missing model files"):
+    with pytest.raises(SystemExit) as exc:  # checked by the parser
         app_mod.main(["-ckpt_path", str(tmp_path / "nope"), "-gpu", "-1"], block=False)
-    with pytest.raises(SystemExit, match="image folder not found"):
+    assert exc.value.code == 2 and "argument -ckpt_path/-chkpt: folder not found" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MissingFilesError, match="missing model files"):  # printed by cli.run, no traceback
+        app_mod.main(["-ckpt_path", str(tmp_path / "empty"), "-gpu", "-1"], block=False)
+    with pytest.raises(SystemExit) as exc:
         app_mod.main(["-images", str(tmp_path / "none"), "-gpu", "-1"], block=False)
+    assert exc.value.code == 2 and "argument -images: folder not found" in capsys.readouterr().err
 
 
 def test_sample_gives_the_script_videos_for_the_seed(served, frame):

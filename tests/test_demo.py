@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from cli import default_image_dir
 from stage2_cINN.pipeline import load_model
-from utils.inference import default_image_dir, list_images, read_images
+from utils.inference import list_images, read_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,6 +20,7 @@ from metrics.fvd import FVDFeatureExtractor
 from metrics.i3d import KineticsI3D
 from tests.helpers import write_tiny_model
 from tests.test_metrics import TINY_POOL, _activating_init
+from utils.errors import ArgumentError, MissingFileError
 from utils.video import save_gif, save_mp4, save_png
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
@@ -130,15 +131,15 @@ def test_protocol_slices_rejects_bad_inputs():
         evaluation.dtfvd_frames(33)
 
 
-def test_metric_flags_are_parsed_as_booleans():
-    base = ["-dataset", "bair", "-data_path", "x"]
+def test_metric_flags_are_parsed_as_booleans(tmp_path):
+    base = ["-dataset", "bair", "-data_path", str(tmp_path)]
     args = eval_synthesis_quality.parse_args(base + ["-FVD", "False", "-LPIPS", "True", "-FID", "0"])
     assert args.FVD is False and args.LPIPS is True and args.FID is False and args.DTFVD is True
     assert eval_diversity.parse_args(base + ["-VGG", "false"]).VGG is False
     with pytest.raises(SystemExit) as info:
         eval_synthesis_quality.parse_args(base + ["-FVD", "maybe"])
     assert info.value.code == 2  # an argparse error, not "on"
-    with pytest.raises(SystemExit, match="nothing to evaluate"):
+    with pytest.raises(ArgumentError, match="nothing to evaluate"):
         eval_synthesis_quality.main(base + [t for m in evaluation.SYNTHESIS_METRICS for t in (f"-{m}", "False")])
 
 
@@ -163,25 +164,24 @@ def _forbid_model_loading(monkeypatch):
     monkeypatch.setattr(stage2_cINN.pipeline, "load_model", fail)
 
 
-def test_missing_weights_are_named_before_any_generation(no_weights, monkeypatch):
+def test_missing_weights_are_named_before_any_generation(no_weights, monkeypatch, tmp_path):
     _forbid_model_loading(monkeypatch)
-    base = ["-gpu", "-1", "-dataset", "bair", "-data_path", "unused"]
-    with pytest.raises(SystemExit) as info:
+    base = ["-gpu", "-1", "-dataset", "bair", "-data_path", str(tmp_path)]
+    with pytest.raises(MissingFileError) as info:  # cli.run prints it as one error, without a traceback
         eval_synthesis_quality.main(base)  # all four metrics are on by default
-    message = info.value.code
-    assert isinstance(message, str)  # printed as a message, without a traceback
+    message = str(info.value)
     for name in ("model_rgb.pth", "I3D_16.pth.tar", "pt_inception-2015-12-05-6726825d.pth", "vgg16-397923af.pth"):
         assert name in message
-    with pytest.raises(SystemExit, match="i3d_torchscript.pt"):
+    with pytest.raises(MissingFileError, match="i3d_torchscript.pt"):
         eval_synthesis_quality.main(base + ["-i3d", "torchscript", "-DTFVD", "False", "-FID", "False",
                                             "-LPIPS", "False"])
-    with pytest.raises(SystemExit) as info:  # iPER: 17-frame videos -> the 32-frame DTDB I3D
-        eval_synthesis_quality.main(["-gpu", "-1", "-dataset", "iPER", "-data_path", "x", "-FVD", "False"])
-    assert "I3D_32.pth.tar" in info.value.code and "I3D_16" not in info.value.code
-    with pytest.raises(SystemExit) as info:
+    with pytest.raises(MissingFileError) as info:  # iPER: 17-frame videos -> the 32-frame DTDB I3D
+        eval_synthesis_quality.main(["-gpu", "-1", "-dataset", "iPER", "-data_path", str(tmp_path), "-FVD", "False"])
+    assert "I3D_32.pth.tar" in str(info.value) and "I3D_16" not in str(info.value)
+    with pytest.raises(MissingFileError) as info:
         eval_diversity.main(base)
     for name in ("model_rgb.pth", "I3D_16.pth.tar", "vgg16-397923af.pth"):
-        assert name in info.value.code
+        assert name in str(info.value)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -270,16 +270,17 @@ def test_compare_identical_and_noised_folders(video_folders, random_vgg, tmp_pat
         assert noisy["metrics"][metric] > max(same["metrics"][metric], 0) + 1e-3, (metric, noisy["metrics"])
 
 
-def test_compare_errors(video_folders, tmp_path):
+def test_compare_errors(video_folders, tmp_path, capsys):
     root = video_folders
     run = lambda real, fake, *flags: compare.main(["--real", str(real), "--fake", str(fake), "--gpu", "-1", *flags])
-    with pytest.raises(SystemExit, match="video folder not found"):
+    with pytest.raises(SystemExit) as info:  # the parser checks the folders
         run(tmp_path / "absent", root / "same", "--fvd")
-    with pytest.raises(SystemExit, match="no videos in"):
+    assert info.value.code == 2 and "argument --real: folder not found" in capsys.readouterr().err
+    with pytest.raises(MissingFileError, match="no videos in"):
         run(root / "real", root / "empty", "--fvd")
-    with pytest.raises(SystemExit, match="at least one metric"):
+    with pytest.raises(ArgumentError, match="at least one metric"):
         run(root / "real", root / "same")
     for i in range(2):
         _write_frames(torch.zeros(10, 3, 8, 8), tmp_path / "two" / f"v{i}")
-    with pytest.raises(SystemExit, match="has 3 videos and .* has 2"):
+    with pytest.raises(ArgumentError, match="has 3 videos and .* has 2"):
         run(root / "real", tmp_path / "two", "--lpips")

@@ -13,6 +13,7 @@ import yaml
 from stage2_cINN.loading import MissingFilesError
 from stage2_cINN.pipeline import load_model
 from tests.helpers import write_tiny_model
+from utils.errors import ArgumentError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,13 +152,16 @@ def test_generate_transfer_script(tiny, tmp_path):
     assert _gif_frames(gifs[0]).shape[:3] == (16, 2 * 36, 2 * 36)
 
 
-@pytest.mark.parametrize("case", ["no_model", "empty_images", "bad_image", "no_texture", "bad_dataset"])
-def test_script_errors_are_clear(tiny, tmp_path, case):
+@pytest.mark.parametrize("case", ["no_model", "empty_images", "bad_image", "no_texture", "bad_dataset", "no_folder"])
+def test_script_errors_are_clear(tiny, tmp_path, case, capsys):
     import generate_samples
+    from utils.errors import I2VError
 
     args = ["-gpu", "-1", "-out", str(tmp_path / "out")]
     if case == "no_model":
-        args += ["-dataset", "landscape", "-ckpt_path", str(tmp_path / "missing"), "-images", str(_write_images(tmp_path / "i"))]
+        (tmp_path / "empty_model").mkdir()
+        args += ["-dataset", "landscape", "-ckpt_path", str(tmp_path / "empty_model"), "-images",
+                 str(_write_images(tmp_path / "i"))]
         expected = "config_stage2.yaml"
     elif case == "empty_images":
         (tmp_path / "empty").mkdir()
@@ -171,12 +175,19 @@ def test_script_errors_are_clear(tiny, tmp_path, case):
     elif case == "no_texture":
         args += ["-dataset", "DTDB"]
         expected = "-texture"
+    elif case == "no_folder":  # checked by the parser
+        args += ["-dataset", "landscape", "-ckpt_path", str(tmp_path / "missing")]
+        expected = "argument -ckpt_path/-chkpt: folder not found"
     else:
         args += ["-dataset", "kinetics"]
-        expected = "unknown dataset"
-    with pytest.raises(SystemExit) as e:
-        generate_samples.main(args)
-    assert expected in str(e.value)
+        expected = "unknown dataset 'kinetics'"
+    if case in ("no_folder", "bad_dataset"):
+        with pytest.raises(SystemExit) as e:
+            generate_samples.main(args)
+        assert e.value.code == 2 and expected in capsys.readouterr().err
+    else:
+        with pytest.raises(I2VError, match=expected):
+            generate_samples.main(args)
 
 
 def test_visualize_endpoint_script(tmp_path):
@@ -199,7 +210,7 @@ def test_visualize_endpoint_script(tmp_path):
     assert len(gifs) == 2
     assert _gif_frames(gifs[0]).shape[:3] == (16, 36, 3 * 36)  # real clip + 2 samples, 16 frames
     assert (tmp_path / "out" / "endpoint_0.png").is_file()
-    with pytest.raises(SystemExit, match="control"):
+    with pytest.raises(ArgumentError, match="control"):
         generate_samples_main = __import__("generate_samples").main
         generate_samples_main(["-dataset", "bair", "-gpu", "-1", "-ckpt_path", str(tiny["dirs"]["stage2"]),
                                "-images", str(_write_images(tmp_path / "imgs")), "-out", str(tmp_path / "o2")])

@@ -137,14 +137,20 @@ def test_ddp_two_cpu_processes_hold_identical_weights(bair_root, tmp_path):
     assert float(moved.split()[1]) > 0  # a real update happened (from different data on each rank)
 
 
-def test_per_epoch_fvd_backend(tmp_path, caplog):
+def test_per_epoch_fvd_backend(tmp_path, caplog, monkeypatch):
+    from metrics import weights
     from metrics.i3d import KineticsI3D
     from stage1_VAE.trainer import _make_fvd
+    from utils.errors import MissingFileError
 
     cfg = tiny_stage1_config(FVD="FVD", i3d_weights=str(tmp_path / "missing.pth"))
+    with pytest.raises(MissingFileError, match="Training.i3d_weights: .*missing.pth"):  # a named file must exist
+        _make_fvd(cfg, torch.device("cpu"))
+    cfg["Training"]["i3d_weights"] = None
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "models")  # no weights in the default place
     with caplog.at_level("WARNING"):
-        assert _make_fvd(cfg, torch.device("cpu")) is None  # no weights: disabled, and said so
-    assert "missing.pth" in caplog.text
+        assert _make_fvd(cfg, torch.device("cpu")) is None  # disabled, and said so
+    assert "model_rgb.pth" in caplog.text
     torch.save(KineticsI3D().state_dict(), tmp_path / "model_rgb.pth")
     cfg["Training"]["i3d_weights"] = str(tmp_path / "model_rgb.pth")
     fvd = _make_fvd(cfg, torch.device("cpu"))

@@ -98,8 +98,6 @@ def test_device_selection(monkeypatch, caplog):
     with caplog.at_level("INFO"):
         assert get_device(None) == torch.device("cpu")
     assert "CPU" in caplog.text
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        get_device(0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert get_device(1) == torch.device("cuda", 1)
@@ -107,8 +105,23 @@ def test_device_selection(monkeypatch, caplog):
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert get_device([0, 1]) == torch.device("cuda", 1)
     assert get_device(None) == torch.device("cuda", 1)
-    with pytest.raises(RuntimeError, match="only 2"):
-        get_device(5)
+
+
+def test_unusable_gpu_falls_back_to_the_cpu_with_one_warning(monkeypatch, caplog):
+    """The original's ``-gpu 0`` commands run on a machine without CUDA (or with fewer GPUs)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level("WARNING", logger="utils.device"):
+        assert get_device(0) == torch.device("cpu")
+        assert get_device([0, 1]) == torch.device("cpu")
+    assert len(caplog.records) == 2 and "-gpu 0" in caplog.text and "running on the CPU" in caplog.text
+    assert ("no CUDA support" if torch.version.cuda is None else "CUDA is not available") in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with caplog.at_level("WARNING", logger="utils.device"):
+        assert get_device(5) == torch.device("cpu")
+    assert [r.getMessage() for r in caplog.records] == ["-gpu 5: only 2 CUDA device(s) exist: running on the CPU"]
+    assert get_device(-1) == torch.device("cpu")
 
 
 def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):

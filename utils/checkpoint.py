@@ -8,6 +8,8 @@ from typing import Any, Iterable
 
 import torch
 
+from utils.errors import MissingFileError
+
 
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
@@ -52,7 +54,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", hint: str = "")
     found = find_checkpoint(path)
     if found is None:
         msg = f"checkpoint not found: {Path(path).resolve()} (also tried .pth, .pth.tar)"
-        raise FileNotFoundError(msg + (f"; {hint}" if hint else ""))
+        raise MissingFileError(msg + (f"; {hint}" if hint else ""))
     try:
         return torch.load(found, map_location=map_location, weights_only=False)
     except Exception as exc:  # corrupt or truncated file

@@ -1,26 +1,37 @@
 """YAML configuration: loading, ``key.path=value`` overrides, validation against a schema, saving.
 
 Configs keep the original schema (top-level sections such as ``Decoder``, ``Training``, ``Data``) and
-are handled as plain nested dicts. Validation fills documented defaults for optional keys and raises a
-:class:`ConfigError` naming the file, the section and the key when a required key is missing or a key
-is unknown (typically misspelt). Keys starting with ``_`` are private bookkeeping (e.g. ``_path``, the
-file the config was read from) and are neither validated nor saved.
+are handled as plain nested dicts. Validation fills documented defaults for optional keys, checks the type
+of every value (pydantic, strict: ``n_epochs: abc`` or ``bs: 0`` are errors, not crashes later) and raises a
+:class:`ConfigError` naming the file, the section, the key, the value and what is expected when a
+required key is missing, a key is unknown (typically misspelt) or a value has the wrong type. A schema
+entry is a default value (its type is the default's type; ``None``: any value), ``REQUIRED`` (any value),
+a nested section (a dict) or a :class:`Key` with an explicit type. Keys starting with ``_`` are private
+bookkeeping (e.g. ``_path``, the file the config was read from; ``_overrides``, the keys set on the
+command line) and are neither validated nor saved.
 """
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Literal, Mapping, Optional, Union, get_args, get_origin
 
 import yaml
+from annotated_types import Ge, Gt, Le
+from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError
+
+from utils.errors import I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
 REQUIRED = object()  # marker: the key must be present
 ANY = object()  # marker for a free-form section (any keys accepted)
+PLACEHOLDER = "INSERT_"  # the shipped configs' placeholders: INSERT_PATH_HERE, INSERT_NAME_HERE, ...
 
 
 class _Loader(yaml.SafeLoader):
@@ -46,94 +57,208 @@ def yaml_load(text_or_stream: Any) -> Any:
     return yaml.load(text_or_stream, Loader=_Loader)
 
 
-class ConfigError(ValueError):
-    """A configuration file is missing a key, has an unknown key, or holds an inconsistent value."""
+class ConfigError(I2VError, ValueError):
+    """A configuration file is missing a key, has an unknown key, or holds a wrong or inconsistent value."""
+
+
+# ----------------------------------------------------------------------------- value types
+
+def _number_to_text(value: Any) -> Any:
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _text_to_number(value: Any) -> Any:
+    """'1e-5' -> 1e-5: plain YAML 1.1 loaders read a float without a dot as a string (the original's OmegaConf,
+    and :func:`yaml_load`, read it as a number)."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def _known_dataset(name: str) -> str:
+    from data.layouts import get_layout  # the data package owns the names; imported only when checked
+
+    get_layout(name)  # ValueError listing the known names
+    return name
+
+
+Number = Annotated[float, BeforeValidator(_text_to_number)]
+PosInt = Annotated[int, Gt(0)]
+NonNegInt = Annotated[int, Ge(0)]
+PosFloat = Annotated[Number, Gt(0)]
+NonNegFloat = Annotated[Number, Ge(0)]
+Probability = Annotated[Number, Ge(0), Le(1)]
+Text = Annotated[str, BeforeValidator(_number_to_text)]  # names and paths: ``savename: 2021`` is the text '2021'
+DatasetName = Annotated[Text, AfterValidator(_known_dataset)]
+WandbMode = Literal["online", "offline", "disabled"]
+
+_DESCRIPTIONS = {
+    PosInt: "a positive integer", NonNegInt: "a non-negative integer", PosFloat: "a positive number",
+    NonNegFloat: "a non-negative number", Probability: "a number in [0, 1]", Text: "a string",
+    DatasetName: "a known dataset name", bool: "true or false", int: "an integer", Number: "a number",
+    str: "a string", list: "a list",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """A schema entry with an explicit value type (an annotation pydantic validates) and a default."""
+
+    type: Any
+    default: Any = REQUIRED
+
+
+def req(tp: Any) -> Key:
+    """A required key whose value must have type ``tp``."""
+    return Key(tp)
+
+
+def opt(tp: Any, default: Any = None) -> Key:
+    """An optional key: a value of type ``tp`` or ``None`` (null), ``default`` when absent."""
+    return Key(Optional[tp], default)
+
+
+def describe(tp: Any) -> str:
+    """What a value of type ``tp`` must look like, for error messages."""
+    if tp in _DESCRIPTIONS:
+        return _DESCRIPTIONS[tp]
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Union:
+        rest = [a for a in args if a is not type(None)]
+        return " or ".join(describe(a) for a in rest) + (" or null" if len(rest) < len(args) else "")
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is list:
+        return f"a list, each item {describe(args[0])}" if args else "a list"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _entry_type(entry: Any) -> Any:
+    """The type a schema entry checks: a :class:`Key`'s, else the default's (``None``/``REQUIRED``: any)."""
+    if isinstance(entry, Key):
+        return entry.type
+    if isinstance(entry, bool):
+        return bool
+    if isinstance(entry, (int, float)):
+        return Number if isinstance(entry, float) else int
+    if isinstance(entry, str):
+        return Text
+    if isinstance(entry, list):
+        return list
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(tp: Any) -> TypeAdapter:
+    return TypeAdapter(tp)
+
+
+def _checked_value(value: Any, entry: Any, dotted: str, where: str, overrides: Mapping[str, str]) -> Any:
+    """``value`` validated against the schema entry's type, strictly (``'4'`` is no integer, ``True`` no number;
+    only a number key reads a numeric string such as ``'1e-5'``)."""
+    tp = _entry_type(entry)
+    if tp is None:
+        return value
+    try:
+        return _adapter(tp).validate_python(value, strict=True)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        origin = f", set by the override '{overrides[dotted]}'" if dotted in overrides else ""
+        detail = f" ({err['msg'].removeprefix('Value error, ')})" if err["type"] == "value_error" else ""
+        item = f" (item {err['loc'][0]}: {err['input']!r})" if err["loc"] else ""
+        raise ConfigError(f"{where}: key '{dotted}' = {value!r} ({type(value).__name__}{origin}): expected "
+                          f"{describe(tp)}{item}{detail}") from None
 
 
 def _augmentation_schema() -> dict:
-    return {"brightness": 0.0, "contrast": 0.0, "saturation": 0.0, "hue": 0.0, "prob_hflip": 0.5}
+    return {"brightness": Key(NonNegFloat, 0.0), "contrast": Key(NonNegFloat, 0.0),
+            "saturation": Key(NonNegFloat, 0.0), "hue": Key(NonNegFloat, 0.0), "prob_hflip": Key(Probability, 0.5)}
 
 
 def _data_schema() -> dict:
     return {
-        "sequence_length": REQUIRED,
-        "img_size": REQUIRED,
-        "dataset": REQUIRED,
-        "data_path": REQUIRED,
+        "sequence_length": req(PosInt),
+        "img_size": req(PosInt),
+        "dataset": req(DatasetName),
+        "data_path": req(Text),
         "aug": True,
-        "texture": None,
-        "image_format": None,  # None -> any of png/jpg/jpeg/bmp
-        "iter_train": 1,
-        "iter_eval": 1,
-        "iter_test": 1,
+        "texture": opt(Text),
+        "image_format": opt(Text),  # None -> any of png/jpg/jpeg/bmp
+        "iter_train": Key(PosInt, 1),
+        "iter_eval": Key(PosInt, 1),
+        "iter_test": Key(PosInt, 1),
         "reverse": False,
-        "test_size": None,  # iPER: number of test clips (None -> 1000)
-        "split_dir": None,  # folder with the split lists (landscape/iPER); default: the packaged lists
-        "crop_margin": None,  # train crop margin; None -> 16 for landscape/DTDB, 0 otherwise
+        "test_size": opt(PosInt),  # iPER: number of test clips (None -> 1000)
+        "split_dir": opt(Text),  # folder with the split lists (landscape/iPER); default: the packaged lists
+        "crop_margin": opt(NonNegInt),  # train crop margin; None -> 16 for landscape/DTDB, 0 otherwise
         "Augmentation": _augmentation_schema(),
     }
 
 
 def _logging_schema() -> dict:
     # mode None -> 'online' when a wandb login exists, else 'disabled' (resolved by utils.logging)
-    return {"entity": None, "project": "image2video", "mode": None}
+    return {"entity": opt(Text), "project": opt(Text, "image2video"), "mode": opt(WandbMode)}
 
 
 def _patch_disc_schema() -> dict:
-    return {"in_channels": 3, "ndf": 64, "n_layers": 3, "use_actnorm": True, "spectral_norm": True}
+    return {"in_channels": Key(PosInt, 3), "ndf": Key(PosInt, 64), "n_layers": Key(PosInt, 3), "use_actnorm": True,
+            "spectral_norm": True}
 
 
 def _common_training() -> dict:
     """Training keys shared by every stage; the values are documented defaults."""
     return {
-        "n_epochs": REQUIRED,
-        "lr": REQUIRED,
-        "bs": REQUIRED,
-        "bs_eval": None,  # None -> same as bs
-        "workers": 4,
-        "weight_decay": 0.0,
-        "verbose_idx": 30,
+        "n_epochs": req(PosInt),
+        "lr": req(PosFloat),
+        "bs": req(PosInt),
+        "bs_eval": opt(PosInt),  # None -> same as bs
+        "workers": Key(NonNegInt, 4),
+        "weight_decay": Key(NonNegFloat, 0.0),
+        "verbose_idx": Key(PosInt, 30),
         "savename": "run",
         "save_path": "runs",
-        "reload_path": "",
+        "reload_path": opt(Text, ""),
         "seed": 42,
         "amp": "none",  # none | bf16 | fp16 (CUDA only; a no-op on CPU)
         "compile": False,  # torch.compile the networks
-        "grad_clip": 0.0,  # 0 disables gradient clipping
-        "max_steps_per_epoch": None,  # cap iterations per epoch (smoke runs, demo)
-        "max_eval_batches": None,  # cap validation batches
+        "grad_clip": Key(NonNegFloat, 0.0),  # 0 disables gradient clipping
+        "max_steps_per_epoch": opt(PosInt),  # cap iterations per epoch (smoke runs, demo)
+        "max_eval_batches": opt(PosInt),  # cap validation batches
         "save_media": True,  # GIF/MP4 of samples each epoch
-        "lpips_weights": None,  # local VGG16 ImageNet weights (vgg16-397923af.pth); None -> torch hub cache
+        "lpips_weights": opt(Text),  # local VGG16 ImageNet weights (vgg16-397923af.pth); None -> torch hub cache
         "allow_random_lpips": False,  # tests/demo only: LPIPS with a random VGG backbone (logged loudly)
-        "i3d_weights": None,  # I3D weights for the per-epoch FVD; None -> models/PI3D or models/DTI3D
+        "i3d_weights": opt(Text),  # I3D weights for the per-epoch FVD; None -> models/PI3D or models/DTI3D
     }
 
 
 STAGE1_SCHEMA: dict = {
     "Decoder": {
-        "channel_factor": REQUIRED,
-        "z_dim": REQUIRED,
-        "upsample_s": REQUIRED,
-        "upsample_t": REQUIRED,
+        "channel_factor": req(PosInt),
+        "z_dim": req(PosInt),
+        "upsample_s": req(list[PosInt]),
+        "upsample_t": req(list[PosInt]),
         "spectral_norm": True,
     },
     "Encoder": {
         "res_type_encoder": "resnet18",
         "deterministic": False,
         "use_max_pool": False,
-        "z_dim": REQUIRED,
-        "channels": REQUIRED,
-        "stride_t": REQUIRED,
-        "stride_s": REQUIRED,
+        "z_dim": req(PosInt),
+        "channels": req(list[PosInt]),
+        "stride_t": req(list[PosInt]),
+        "stride_s": req(list[PosInt]),
     },
     "Discriminator_Temporal": {
-        "eval_seq_length": 16,
+        "eval_seq_length": Key(PosInt, 16),
         "res_type_encoder": "resnet18",
         "deterministic": False,
         "use_max_pool": True,
-        "channels": REQUIRED,
-        "stride_t": REQUIRED,
-        "stride_s": REQUIRED,
+        "channels": req(list[PosInt]),
+        "stride_t": req(list[PosInt]),
+        "stride_s": req(list[PosInt]),
         "spectral_norm": True,
     },
     "Discriminator_Patch": _patch_disc_schema(),
@@ -141,17 +266,17 @@ STAGE1_SCHEMA: dict = {
         **_common_training(),
         "patch_GAN": "basic",
         "GAN_Loss": "hinge",
-        "w_coup_s": 1.0,  # unused by the objective (as in the original); kept for the schema
-        "w_coup_t": REQUIRED,
-        "w_fmap_t": REQUIRED,
-        "w_percep": REQUIRED,
-        "w_recon": REQUIRED,
-        "w_GP": REQUIRED,
-        "w_kl": REQUIRED,
-        "subsample_length": 12,
-        "pretrain": REQUIRED,
-        "weight_decay": 1e-5,
-        "lr_gamma": 0.98,
+        "w_coup_s": Key(NonNegFloat, 1.0),  # unused by the objective (as in the original); kept for the schema
+        "w_coup_t": req(NonNegFloat),
+        "w_fmap_t": req(NonNegFloat),
+        "w_percep": req(NonNegFloat),
+        "w_recon": req(NonNegFloat),
+        "w_GP": req(NonNegFloat),
+        "w_kl": req(NonNegFloat),
+        "subsample_length": Key(PosInt, 12),
+        "pretrain": req(NonNegInt),
+        "weight_decay": Key(NonNegFloat, 1e-5),
+        "lr_gamma": Key(PosFloat, 0.98),
         "FVD": "FVD",  # FVD | DTFVD | none
     },
     "Data": _data_schema(),
@@ -161,42 +286,42 @@ STAGE1_SCHEMA: dict = {
 AE_SCHEMA: dict = {
     "AE": {
         "deterministic": False,
-        "in_size": REQUIRED,
+        "in_size": req(PosInt),
         "norm": "in",
         "encoder_type": "resnet50",
         "use_actnorm_in_dec": False,
-        "z_dim": REQUIRED,
-        "ch": 96,  # BigGAN channel base (96 in the paper; smaller for the demo)
+        "z_dim": req(PosInt),
+        "ch": Key(PosInt, 96),  # BigGAN channel base (96 in the paper; smaller for the demo)
     },
     "Discriminator_Patch": _patch_disc_schema(),
-    "Training": {**_common_training(), "w_kl": REQUIRED, "pretrain": REQUIRED},
+    "Training": {**_common_training(), "w_kl": req(NonNegFloat), "pretrain": req(NonNegInt)},
     "Data": _data_schema(),
     "Logging": _logging_schema(),
 }
 
 CINN_SCHEMA: dict = {
-    "Flow": {"n_flows": REQUIRED, "flow_hidden_depth": REQUIRED, "flow_mid_channels_factor": REQUIRED},
+    "Flow": {"n_flows": req(PosInt), "flow_hidden_depth": req(PosInt), "flow_mid_channels_factor": req(PosInt)},
     "Conditioning_Model": {
-        "z_dim": REQUIRED,
+        "z_dim": req(PosInt),
         "checkpoint_name": "Encoder_stage2",
-        "model_name": REQUIRED,
-        "model_path": REQUIRED,
+        "model_name": req(Text),
+        "model_path": req(Text),
     },
     "First_stage_model": {
         "checkpoint_encoder": "best_PFVD_ENC",
         "checkpoint_decoder": "best_PFVD_GEN",
-        "model_name": REQUIRED,
-        "model_path": REQUIRED,
+        "model_name": req(Text),
+        "model_path": req(Text),
     },
     "Training": {
         **_common_training(),
         "control": False,  # released configs lack it; False is the original's behaviour
-        "gamma": 0.5,
-        "step_size": 7,
-        "beta1": 0.9,
-        "beta2": 0.99,
+        "gamma": Key(PosFloat, 0.5),
+        "step_size": Key(PosInt, 7),
+        "beta1": Key(Probability, 0.9),
+        "beta2": Key(Probability, 0.99),
         "amsgrad": True,
-        "max_nonfinite": 10,  # consecutive NaN/Inf losses before the run stops
+        "max_nonfinite": Key(PosInt, 10),  # consecutive NaN/Inf losses before the run stops
         "fvd_samples": True,  # FVD of prior samples each epoch (needs I3D weights)
     },
     "Data": _data_schema(),
@@ -215,7 +340,12 @@ def _suggest(key: str, options: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def _validate_section(values: Any, schema: dict, section: str, path: str | Path | None) -> dict:
+def _required(entry: Any) -> bool:
+    return entry is REQUIRED or (isinstance(entry, Key) and entry.default is REQUIRED)
+
+
+def _validate_section(values: Any, schema: dict, section: str, path: str | Path | None,
+                      overrides: Mapping[str, str]) -> dict:
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
@@ -229,23 +359,25 @@ def _validate_section(values: Any, schema: dict, section: str, path: str | Path 
                 f"{_where(path)}: unknown key '{key}' in section '{section}'{_suggest(key, schema)}; "
                 f"allowed keys: {sorted(schema)}"
             )
-    for key, default in schema.items():
-        if isinstance(default, dict):
-            out[key] = _validate_section(values.get(key), default, f"{section}.{key}", path)
+    for key, entry in schema.items():
+        if isinstance(entry, dict):
+            out[key] = _validate_section(values.get(key), entry, f"{section}.{key}", path, overrides)
         elif key in values:
-            out[key] = values[key]
-        elif default is REQUIRED:
+            out[key] = _checked_value(values[key], entry, f"{section}.{key}", _where(path), overrides)
+        elif _required(entry):
             raise ConfigError(f"{_where(path)}: missing required key '{key}' in section '{section}'")
         else:
-            out[key] = copy.deepcopy(default)
+            out[key] = copy.deepcopy(entry.default if isinstance(entry, Key) else entry)
     return out
 
 
 def validate_config(config: Mapping, schema: dict | str, path: str | Path | None = None) -> dict:
-    """Check ``config`` against ``schema`` (or its name: stage1/ae/cinn) and return it with defaults filled."""
+    """Check ``config`` against ``schema`` (or its name: stage1/ae/cinn) and return it with defaults filled
+    and values of the declared types."""
     if isinstance(schema, str):
         schema = SCHEMAS[schema]
     path = path or config.get("_path")
+    overrides = config.get("_overrides") or {}
     out = {}
     for section in config:
         if str(section).startswith("_"):
@@ -254,9 +386,9 @@ def validate_config(config: Mapping, schema: dict | str, path: str | Path | None
             raise ConfigError(f"{_where(path)}: unknown section '{section}'{_suggest(section, schema)}")
     for section, sub in schema.items():
         if section not in config:
-            if any(v is REQUIRED for v in sub.values()):
+            if any(_required(v) for v in sub.values()):
                 raise ConfigError(f"{_where(path)}: missing section '{section}'")
-        out[section] = _validate_section(config.get(section), sub, section, path)
+        out[section] = _validate_section(config.get(section), sub, section, path, overrides)
     return out
 
 
@@ -267,20 +399,39 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def apply_overrides(config: dict, overrides: Iterable[str], path: str | Path | None = None) -> dict:
-    """Apply ``Section.key=value`` strings (values parsed as YAML) to a copy of ``config``."""
+def _sections_with(key: str, config: Mapping, schema: Mapping | None) -> list[str]:
+    tree = schema if schema is not None else config
+    return [s for s, sub in tree.items() if isinstance(sub, Mapping) and key in sub]
+
+
+def apply_overrides(config: dict, overrides: Iterable[str], path: str | Path | None = None,
+                    schema: dict | str | None = None) -> dict:
+    """Apply ``Section.key=value`` strings (values parsed as YAML) to a copy of ``config``; the overridden
+    keys are recorded under ``_overrides`` (so that errors name the override). A section the schema knows
+    but the file lacks is created."""
+    schema = SCHEMAS[schema] if isinstance(schema, str) else schema
     config = copy.deepcopy(config)
+    done: dict[str, str] = {}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like Section.key=value")
         dotted, value = item.split("=", 1)
         keys = dotted.strip().split(".")
-        node = config
+        if len(keys) < 2:
+            hint = "".join(f"; did you mean '{s}.{keys[0]}={value}'?" for s in _sections_with(keys[0], config, schema)[:1])
+            raise ConfigError(f"{_where(path)}: override '{item}' names no section: write Section.key=value{hint}")
+        node, known = config, schema
         for k in keys[:-1]:
+            known = known.get(k) if isinstance(known, Mapping) else None
+            if k not in node and isinstance(known, Mapping):
+                node[k] = {}
             if k not in node or not isinstance(node[k], dict):
                 raise ConfigError(f"{_where(path)}: override '{item}': no section '{k}'{_suggest(k, node)}")
             node = node[k]
         node[keys[-1]] = _parse_value(value)
+        done[".".join(keys)] = item
+    if done:
+        config["_overrides"] = {**config.get("_overrides", {}), **done}
     return config
 
 
@@ -290,16 +441,32 @@ def load_config(
     """Read a YAML config, apply overrides, validate it; the file's path is kept under ``_path``."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path.resolve()}")
+        raise MissingFileError(f"config file not found: {path.resolve()}")
     with path.open() as f:
-        config = yaml_load(f) or {}
+        try:
+            config = yaml_load(f) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{_where(path)}: not valid YAML: {exc}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{_where(path)}: top level must be a mapping of sections")
-    config = apply_overrides(config, overrides, path)
+    config = apply_overrides(config, overrides, path, schema)
     config["_path"] = str(path.resolve())
     if schema is not None:
         config = validate_config(config, schema, path)
     return config
+
+
+def placeholders(config: Mapping, prefix: str = "") -> dict[str, str]:
+    """``{'Section.key': value}`` of every string value still holding a shipped placeholder (``INSERT_...``)."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        if str(key).startswith("_"):
+            continue
+        if isinstance(value, Mapping):
+            out.update(placeholders(value, f"{prefix}{key}."))
+        elif isinstance(value, str) and PLACEHOLDER in value:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def strip_private(config: Mapping) -> dict:

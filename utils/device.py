@@ -18,7 +18,9 @@ def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
 
     ``gpu`` is an id (``0``), a list of ids (the first is used by this process; with torchrun the
     local rank picks from the list), ``-1`` for the CPU, or ``None`` for automatic: the first GPU if
-    there is one, else the CPU with a one-line notice. The first call also applies the process-wide
+    there is one, else the CPU with a one-line notice. A GPU that cannot be used (no CUDA, or fewer
+    devices) falls back to the CPU with one warning that says why, so the original's ``-gpu 0`` commands
+    run on any machine. The first call also applies the process-wide
     allocator tuning for large CPU tensors (:func:`utils.allocator.tune_cpu_allocator`; off with
     ``I2V_MALLOC_TUNING=0``).
     """
@@ -40,11 +42,22 @@ def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
     gpu = int(gpu)
     if gpu < 0:
         return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError(f"-gpu {gpu} was requested but CUDA is not available; use -gpu -1 for the CPU")
-    if gpu >= torch.cuda.device_count():
-        raise RuntimeError(f"-gpu {gpu} was requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    why = _unusable_gpu(gpu)
+    if why:
+        logger.warning("-gpu %d: %s: running on the CPU", gpu, why)
+        return torch.device("cpu")
     return torch.device("cuda", gpu)
+
+
+def _unusable_gpu(gpu: int) -> str | None:
+    """Why CUDA device ``gpu`` cannot be used here, or None."""
+    if not torch.cuda.is_available():
+        if torch.version.cuda is None:
+            return "this PyTorch build has no CUDA support"
+        return "CUDA is not available (no GPU or driver found)"
+    if gpu >= torch.cuda.device_count():
+        return f"only {torch.cuda.device_count()} CUDA device(s) exist"
+    return None
 
 
 _process_ready = False
@@ -55,11 +68,3 @@ def _setup_process() -> None:
     if not _process_ready:
         _process_ready = True
         tune_cpu_allocator()
-
-
-def add_gpu_argument(parser) -> None:
-    """Add the original's ``-gpu`` flag (optional here: absent means automatic)."""
-    parser.add_argument(
-        "-gpu", "--gpu", type=str, default=None,
-        help="GPU id or comma-separated ids; -1 for the CPU; default: first GPU if any, else CPU",
-    )

@@ -1,7 +1,7 @@
-"""Shared pieces of the user scripts: model folders per dataset, start-frame images, boolean flags."""
+"""Start-frame images of the user scripts: listing and reading them as the original did (OpenCV), with a
+warning for each image that is not a plain square RGB picture."""
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -9,85 +9,62 @@ import numpy as np
 import torch
 
 from data.augment import resize_clip
+from data.frame_io import FrameReadError
+from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-# canonical dataset names (the -dataset flag is case-insensitive) and their asset folders
-DATASETS = {"bair": "bair", "landscape": "landscape", "iper": "iPER", "dtdb": "DTDB", "demo": "demo"}
-TEXTURES = ("fire", "clouds", "vegetation", "waterfall")
+_GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
-def canonical_dataset(name: str) -> str:
-    """'BAIR' -> 'bair', 'iper' -> 'iPER', ...; unknown names are an error listing the known ones."""
-    key = name.lower()
-    if key not in DATASETS:
-        raise SystemExit(f"unknown dataset '{name}'; choose one of {sorted(DATASETS.values())}")
-    return DATASETS[key]
-
-
-def default_model_dir(dataset: str, texture: str | None = None, control: bool = False) -> Path:
-    """Where the released (or demo) stage-2 model folder of a dataset lives."""
-    ds = canonical_dataset(dataset)
-    if ds == "DTDB":
-        if not texture:
-            raise SystemExit(f"-dataset DTDB needs -texture, one of {', '.join(TEXTURES)}")
-        return REPO_ROOT / "models" / "DTDB" / texture / "stage2"
-    return REPO_ROOT / "models" / ds / ("stage2_control" if control else "stage2")
-
-
-def default_image_dir(dataset: str, texture: str | None = None) -> Path:
-    """assets/GT_samples/<dataset>[/<texture>] (the demo uses its own start frames)."""
-    ds = canonical_dataset(dataset)
-    base = REPO_ROOT / "assets" / "GT_samples" / ds
-    if ds == "DTDB":
-        if not texture:
-            raise SystemExit(f"-dataset DTDB needs -texture, one of {', '.join(TEXTURES)}")
-        base = base / texture
-    return base
-
-
-def default_clip_dir(dataset: str, texture: str | None = None) -> Path:
-    """assets/GT_samples/<dataset>[/<texture>]/transfer: the sample clips for motion transfer (the demo
-    model uses landscape's)."""
-    ds = canonical_dataset(dataset)
-    return default_image_dir("landscape" if ds == "demo" else ds, texture) / "transfer"
-
-
-def str2bool(v: str | bool) -> bool:
-    """Parse 'True'/'False'/'1'/'0'/'yes'/'no' (the original treated any value as True)."""
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("true", "1", "yes", "y", "on"):
-        return True
-    if s in ("false", "0", "no", "n", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {v!r}")
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    """Every jpg/jpeg/png directly in ``folder`` (naturally sorted); errors for missing/empty folders."""
+def list_images(source: str | Path) -> list[Path]:
+    """An image file, or every jpg/jpeg/png directly in a folder (naturally sorted); errors name the path."""
     from natsort import natsorted
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SystemExit(f"image folder not found: {folder.resolve()}")
-    files = natsorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+    source = Path(source)
+    if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
+        return [source]
+    if not source.is_dir():
+        raise MissingFileError(f"no image or image folder at {source.resolve()} (expected jpg/jpeg/png)")
+    files = natsorted((p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
                       key=lambda p: p.name)
     if not files:
-        raise SystemExit(f"no images (jpg/jpeg/png) in {folder.resolve()}")
+        raise MissingFileError(f"no images (jpg/jpeg/png) in {source.resolve()}")
     return files
 
 
+def _image_mode(path: Path) -> tuple[str, bool]:
+    """(PIL mode, has transparency) from the file header, without decoding the pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.mode, im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
+    except Exception:  # not readable by PIL: OpenCV decides below
+        return "", False
+
+
 def read_image(path: str | Path, size: int) -> torch.Tensor:
-    """An RGB image resized to (3, size, size) in [-1, 1]; an unreadable file is an error naming it."""
+    """An image as RGB (3, size, size) in [-1, 1], read as the original reads start frames (``cv2.imread``
+    in colour mode: a grey image gets its grey level in all three channels, an alpha channel is dropped;
+    a non-square image is resized to a square), with a warning for each of these cases."""
     import cv2
 
+    path = Path(path)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        raise SystemExit(f"could not read image {Path(path).resolve()} (missing or corrupt)")
+        raise FrameReadError(f"could not read image {path.resolve()} (missing, corrupt or not an image)")
+    mode, alpha = _image_mode(path)
+    if alpha:
+        logger.warning("%s has an alpha channel (%s): it is dropped, transparent pixels keep their colour", path, mode)
+    if mode in _GREY_MODES:
+        logger.warning("%s is a greyscale image: its grey level is used for R, G and B (as cv2.imread); the model "
+                       "was trained on colour frames", path)
+    h, w = img.shape[:2]
+    if h != w:
+        logger.warning("%s is %dx%d (width x height), not square: resized to %dx%d as the original does (the "
+                       "aspect ratio changes)", path, w, h, size, size)
     img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().unsqueeze(0) / 127.5 - 1.0
     return resize_clip(x, size)[0].clamp(-1, 1)  # the original's kornia Resize: bilinear, no antialiasing
@@ -96,14 +73,3 @@ def read_image(path: str | Path, size: int) -> torch.Tensor:
 def read_images(files: list[Path], size: int) -> torch.Tensor:
     """Stack of :func:`read_image`: (N, 3, size, size)."""
     return torch.stack([read_image(f, size) for f in files])
-
-
-def load_pipeline_or_exit(model_dir: Path, device: torch.device):
-    """:func:`stage2_cINN.pipeline.load_model` with a short message (no traceback) for missing files."""
-    from stage2_cINN.loading import MissingFilesError
-    from stage2_cINN.pipeline import load_model
-
-    try:
-        return load_model(model_dir, device)
-    except MissingFilesError as exc:
-        raise SystemExit(f"{exc}\nDownload the released weights (see README: Pretrained models) or pass -ckpt_path.")

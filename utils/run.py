@@ -1,73 +1,108 @@
-"""What every training entry point shares: CLI parsing, config, device, DDP, run folder and logging."""
+"""What every training entry point shares: config checks, device, DDP, run folder and logging.
+
+A run is started in two steps so that nothing is written before every input is checked:
+:func:`start_run_from_config` checks the config (placeholders, data path), picks the device and joins DDP;
+the trainer is then built (data, networks, weights files: each raises a clear error); only then
+:meth:`RunContext.open` creates the run folder, saves the merged config and starts wandb
+(:func:`run_training` does all three). The command line is :func:`cli.train_main`.
+"""
 from __future__ import annotations
 
-import argparse
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any
 
-import torch
+from utils.config import PLACEHOLDER, ConfigError, placeholders
+from utils.errors import MissingFileError
 
-from utils.config import load_config, save_config
-from utils.device import add_gpu_argument, get_device
-from utils.distributed import DistInfo, init_distributed, seed_everything
-from utils.logging import RunLogger, setup_logging
+if TYPE_CHECKING:  # torch is imported when a run starts, not when its config is checked
+    import torch
+
+    from utils.distributed import DistInfo
+    from utils.logging import RunLogger
 
 logger = logging.getLogger(__name__)
 
-
-def train_arg_parser(description: str) -> argparse.ArgumentParser:
-    """``-cf/--config``, ``-gpu`` and free ``Section.key=value`` overrides."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("-cf", "--config", required=True, help="path to the YAML config")
-    add_gpu_argument(p)
-    p.add_argument("overrides", nargs="*", help="config overrides such as Training.bs=4 Data.data_path=/x")
-    return p
+CONFIG_NAMES = {"stage1": "config_stage1.yaml", "ae": "config_stage2_AE.yaml", "cinn": "config_stage2.yaml"}
+_LOGGING_DEFAULTS = {"entity": None, "project": "image2video"}
 
 
 @dataclass
 class RunContext:
-    """A started run: merged config, device, distributed info, run folder and loggers."""
+    """A started run: merged config, device, distributed info, run folder and loggers (after :meth:`open`)."""
 
     config: dict
-    device: torch.device
-    dist: DistInfo
+    device: "torch.device"
+    dist: "DistInfo"
     run_dir: Path
-    log: RunLogger
+    schema: str = "stage1"
+    log: "RunLogger | None" = None
+
+    def open(self) -> "RunContext":
+        """Create the run folder (rank 0), its log file, the saved config and the wandb/CSV loggers (once)."""
+        if self.log is not None:
+            return self
+        from utils.config import save_config
+        from utils.logging import RunLogger, setup_logging
+
+        setup_logging(self.run_dir, self.dist.rank)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / CONFIG_NAMES[self.schema])  # the released layout's name
+            logger.info("run folder %s on %s (world size %d)", self.run_dir, self.device, self.dist.world_size)
+        self.log = RunLogger(self.run_dir, self.config, self.dist.is_main, self.config["Training"]["savename"])
+        return self
 
 
-CONFIG_NAMES = {"stage1": "config_stage1.yaml", "ae": "config_stage2_AE.yaml", "cinn": "config_stage2.yaml"}
+def check_ready(config: dict) -> dict:
+    """Refuse a config that still holds the shipped placeholders (``INSERT_...``) or whose data folder is
+    missing, naming each key; placeholders in ``Logging`` fall back to wandb's defaults with a warning."""
+    where = f"config '{config.get('_path', '')}'"
+    found = {k: v for k, v in placeholders(config).items() if not k.startswith("Logging.")}
+    if found:
+        listed = ", ".join(f"{k}={v!r}" for k, v in found.items())
+        example = next(iter(found))
+        raise ConfigError(f"{where} still holds placeholder values ({PLACEHOLDER}...): {listed}. Set them in the "
+                          f"file or on the command line, e.g. {example}=<value>")
+    data_path = Path(str(config["Data"]["data_path"])).expanduser()
+    if not data_path.is_dir():
+        raise MissingFileError(f"{where}: Data.data_path={config['Data']['data_path']!r}: folder not found "
+                               f"({data_path.resolve()}); see README: Data preparation")
+    logging_ph = placeholders(config.get("Logging") or {})
+    if logging_ph:
+        logger.warning("%s: Logging.%s still hold placeholders: using wandb's defaults (%s)", where,
+                       "/".join(logging_ph), ", ".join(f"{k}={_LOGGING_DEFAULTS.get(k)}" for k in logging_ph))
+        config["Logging"].update({k: _LOGGING_DEFAULTS.get(k) for k in logging_ph})
+    return config
 
 
-def start_run(argv: Sequence[str] | None, schema: str, description: str) -> RunContext:
-    """Parse the CLI, validate the config, pick the device, join DDP, create the run folder."""
-    args = train_arg_parser(description).parse_args(argv)
-    config = load_config(args.config, schema, args.overrides)
-    return start_run_from_config(config, args.gpu, schema)
+def start_run_from_config(config: dict, gpu: Any = None, schema: str = "stage1", open_run: bool = True) -> RunContext:
+    """Check the config, pick the device, join DDP and seed; with ``open_run`` also create the run folder
+    (:meth:`RunContext.open`; :func:`run_training` opens it only once the trainer is built)."""
+    from utils.device import get_device
+    from utils.distributed import init_distributed, seed_everything
+    from utils.logging import setup_logging
 
-
-def start_run_from_config(config: dict, gpu=None, schema: str = "stage1") -> RunContext:
-    """Like :func:`start_run` for an already validated config (used by tests and scripts)."""
+    check_ready(config)
+    setup_logging(rank=int(os.environ.get("RANK", 0)))
     device = get_device(gpu)
     info = init_distributed(device)
     tr = config["Training"]
-    run_dir = Path(tr["save_path"]) / tr["savename"]
-    setup_logging(run_dir, info.rank)
     seed_everything(tr["seed"], info.rank)
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, run_dir / CONFIG_NAMES[schema])  # the released layout's name
-        logger.info("run folder %s on %s (world size %d)", run_dir, device, info.world_size)
-    return RunContext(config, device, info, run_dir, RunLogger(run_dir, config, info.is_main, tr["savename"]))
+    ctx = RunContext(config, device, info, Path(tr["save_path"]) / tr["savename"], schema)
+    return ctx.open() if open_run else ctx
 
 
-def run_training(argv: Sequence[str] | None, schema: str, description: str, trainer_cls) -> dict:
-    """Entry-point body shared by the three ``main.py``: start the run, fit, leave the process group."""
+def run_training(config: dict, gpu: Any, schema: str, trainer_cls: type) -> dict:
+    """Start the run, build the trainer (every input checked), open the run folder, fit, leave DDP."""
     from utils.distributed import cleanup_distributed
 
-    ctx = start_run(argv, schema, description)
     try:
-        return trainer_cls(ctx).fit()
+        ctx = start_run_from_config(config, gpu, schema, open_run=False)
+        trainer = trainer_cls(ctx)
+        ctx.open()
+        return trainer.fit()
     finally:
         cleanup_distributed()

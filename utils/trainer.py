@@ -11,6 +11,7 @@ from torch import nn
 
 from utils.checkpoint import atomic_save, load_checkpoint
 from utils.distributed import DistInfo, rng_state, set_rng_state
+from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def resume_file(folder: str | Path, name: str) -> Path:
 
     path = find_checkpoint(Path(folder) / name)
     if path is None:
-        raise FileNotFoundError(f"cannot resume: {Path(folder) / name}.pth is missing (Training.reload_path)")
+        raise MissingFileError(f"cannot resume: {Path(folder) / name}.pth is missing (Training.reload_path)")
     return path
 
 

@@ -8,6 +8,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from utils.errors import MissingFileError
+
 logger = logging.getLogger(__name__)
 
 
@@ -93,13 +95,18 @@ def read_video(path: str | Path) -> torch.Tensor:
 
         files = natsorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if not files:
-            raise FileNotFoundError(f"no frames (png/jpg) in {path}")
-        frames = [np.asarray(imageio.imread(f))[..., :3] for f in files]
+            raise MissingFileError(f"no frames (png/jpg) in {path}")
+        frames = [_rgb(imageio.imread(f)) for f in files]
     elif path.is_file():
-        frames = [np.asarray(f)[..., :3] for f in imageio.mimread(path, memtest=False)]
+        frames = [_rgb(f) for f in imageio.mimread(path, memtest=False)]
     else:
-        raise FileNotFoundError(f"video not found: {path}")
-    arr = np.stack(frames)
-    if arr.ndim == 3:  # greyscale
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        raise MissingFileError(f"video not found: {path}")
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+def _rgb(frame: np.ndarray) -> np.ndarray:
+    """A decoded frame (H, W), (H, W, 1|2|3|4) as RGB (H, W, 3): grey repeated, alpha dropped."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    return np.repeat(frame[..., :1], 3, axis=-1) if frame.shape[-1] < 3 else frame[..., :3]

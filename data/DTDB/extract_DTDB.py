@@ -12,7 +12,6 @@ Videos found twice (e.g. also under BY_DYNAMIC_FINAL) are extracted once.
 """
 from __future__ import annotations
 
-import argparse
 import re
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Optional
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import cli  # noqa: E402
 from data.prep_utils import add_extraction_args, extract_job, find_inputs, run_jobs  # noqa: E402
 
 SPLIT_FOLDERS = {"train": "train", "test": "eval", "val": "eval", "eval": "eval"}
@@ -42,8 +42,8 @@ def split_of(video: Path, raw_dir: Path) -> Optional[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--raw_dir", required=True, type=Path, help="the unpacked DTDB mp4 release")
+    parser = cli.parser(__doc__)
+    parser.add_argument("--raw_dir", required=True, type=cli.existing_folder, help="the unpacked DTDB mp4 release")
     parser.add_argument("--processed_dir", required=True, type=Path, help="the data_path of the DTDB configs")
     parser.add_argument("--texture", required=True, nargs="+", help="e.g. fire vegetation clouds waterfall")
     parser.add_argument("--image_format", choices=("jpg", "png"), default=None,
@@ -73,4 +73,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -12,7 +12,6 @@ Frames come from ``<i>/image_aux1/encoded`` (raw 64x64x3 RGB bytes), positions f
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
@@ -24,7 +23,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from data.frame_io import write_frame, write_positions  # noqa: E402
+import cli  # noqa: E402
+from data.frame_io import FrameReadError, write_frame, write_positions  # noqa: E402
 from data.prep_utils import find_inputs, run_jobs  # noqa: E402
 from data.tfrecord import read_examples  # noqa: E402
 
@@ -45,7 +45,7 @@ def decode_frame(raw: bytes) -> np.ndarray:
         return np.frombuffer(raw, dtype=np.uint8).reshape(side, side, 3)
     image = cv2.imdecode(np.frombuffer(raw, dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"cannot decode a frame of {len(raw)} bytes (neither raw square RGB nor an image file)")
+        raise FrameReadError(f"cannot decode a frame of {len(raw)} bytes (neither raw square RGB nor an image file)")
     return image[..., ::-1]
 
 
@@ -63,7 +63,7 @@ def convert_record(record: Path, output_dir: Path) -> tuple[str, int]:
             positions.append(example[POSITION_KEY.format(i=i)])
             i += 1
         if i == 0:
-            raise ValueError(f"{record}: example {n} has no '{IMAGE_KEY.format(i=0)}' feature")
+            raise FrameReadError(f"{record}: example {n} has no '{IMAGE_KEY.format(i=0)}' feature")
         write_positions(video_dir, np.stack(positions))
         count += 1
     return split, count
@@ -74,11 +74,11 @@ def _convert(args: tuple[Path, Path]) -> tuple[str, int]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, type=Path,
+    parser = cli.parser(__doc__)
+    parser.add_argument("--data_dir", required=True, type=cli.existing_folder,
                         help="folder holding softmotion30_44k/ (or the record files themselves)")
     parser.add_argument("--output_dir", required=True, type=Path, help="where <split>/traj_*/<n>/ are written")
-    parser.add_argument("--workers", type=int, default=1, help="record files converted in parallel")
+    parser.add_argument("--workers", type=cli.positive_int, default=1, help="record files converted in parallel")
     args = parser.parse_args(argv)
     records = find_inputs(parser, args.data_dir, "*.tfrecords", "--data_dir")
     results = run_jobs(_convert, [(record, args.output_dir) for record in records], args.workers, "records")
@@ -90,4 +90,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

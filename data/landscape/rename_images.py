@@ -7,7 +7,6 @@ re-running is a no-op, and a run interrupted mid-way is completed by the next ru
 """
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -20,6 +19,7 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import cli  # noqa: E402
 from data.layouts import IMAGE_EXTENSIONS  # noqa: E402
 
 TEMP_NAME = re.compile(r"^\.rename_tmp_(\d+)\.")
@@ -75,12 +75,11 @@ def find_clips(data_dir: Path) -> list[Path]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", required=True, type=Path, help="the landscape root (sky_train/, sky_test/)")
+    parser = cli.parser(__doc__)
+    parser.add_argument("--data_dir", required=True, type=cli.existing_folder,
+                        help="the landscape root (sky_train/, sky_test/)")
     parser.add_argument("--dry_run", action="store_true", help="only report which clips would be renamed")
     args = parser.parse_args(argv)
-    if not args.data_dir.is_dir():
-        parser.error(f"--data_dir {args.data_dir} does not exist")
     clips = find_clips(args.data_dir)
     renamed = sum(rename_clip(clip, args.dry_run) for clip in tqdm(clips, desc="clips"))
     verb = "would rename" if args.dry_run else "renamed"
@@ -89,4 +88,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

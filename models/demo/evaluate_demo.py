@@ -11,13 +11,14 @@ are only comparable with each other, not with published LPIPS numbers.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
+import cli
 from data import get_dataset
 from metrics.diversity import vgg_diversity
 from metrics.lpips_metric import load_lpips, load_vgg16_features, lpips_per_video
@@ -41,13 +42,13 @@ def held_out_windows(pipe, data_root: Path, stride: int = 4) -> torch.Tensor:
 
 
 @torch.no_grad()
-def main() -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", type=Path, default=REPO / "models" / "demo" / "stage2")
-    p.add_argument("--data", type=Path, default=REPO / "runs" / "demo" / "data")
-    p.add_argument("--n_realiz", type=int, default=5)
+def main(argv: Sequence[str] | None = None) -> dict:
+    p = cli.parser(__doc__)
+    p.add_argument("--model", type=cli.existing_folder, default=REPO / "models" / "demo" / "stage2")
+    p.add_argument("--data", type=cli.existing_folder, default=REPO / "runs" / "demo" / "data")
+    p.add_argument("--n_realiz", type=cli.int_at_least(2), default=5)
     p.add_argument("--out", type=Path, default=REPO / "models" / "demo" / "metrics.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     seed_everything(249)
     pipe = load_model(args.model)
     lp = load_lpips(allow_random_backbone=True)
@@ -78,4 +79,4 @@ def main() -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -8,13 +8,14 @@ repository small; they load into float32 modules) and points config_stage2.yaml 
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import yaml
 
+import cli
 from utils.checkpoint import atomic_save, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,12 +70,12 @@ def export(runs: Path, dest: Path) -> None:
     print(f"exported {runs} -> {dest}")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> None:
+    p = cli.parser(__doc__)
     p.add_argument("--out", type=Path, help="where to lay out the demo dataset")
-    p.add_argument("--export", type=Path, help="runs folder holding stage1/, stage2_AE/, stage2/")
+    p.add_argument("--export", type=cli.existing_folder, help="runs folder holding stage1/, stage2_AE/, stage2/")
     p.add_argument("--to", type=Path, default=REPO / "models" / "demo")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.out:
         make_dataset(args.out)
     if args.export:
@@ -82,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

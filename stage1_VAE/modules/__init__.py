@@ -11,6 +11,7 @@ from .decoder import Generator
 from .discriminators import PatchDiscriminator, TemporalDiscriminator
 from .encoder import Encoder
 from .resnet3d import trunk_output_size
+from utils.config import ConfigError
 
 __all__ = [
     "ActNorm",
@@ -68,7 +69,7 @@ def check_stage1_shapes(config: Mapping) -> None:
         )
     problems = [p for p in problems if p]
     if problems:
-        raise ValueError("inconsistent stage-1 config: " + "; ".join(problems))
+        raise ConfigError(f"{config.get('_path') or 'stage-1 config'}: inconsistent stage-1 config: " + "; ".join(problems))
 
 
 def build_stage1(config: Mapping) -> dict[str, nn.Module]:

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from utils.config import ConfigError
+
 from .perf import TimeRepeatConv3d
 from .resnet3d import maybe_sn
 
@@ -139,7 +141,7 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         if len(upsample_s) != 2 or len(upsample_t) != 2:
-            raise ValueError(f"upsample_s/upsample_t need 2 entries, got {list(upsample_s)}, {list(upsample_t)}")
+            raise ConfigError(f"Decoder.upsample_s/upsample_t need 2 entries, got {list(upsample_s)}, {list(upsample_t)}")
         nf = channel_factor
         self.z_dim = z_dim
         self.nf = nf

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import spectral_norm as _spectral_norm
 
+from utils.config import ConfigError
+
 logger = logging.getLogger(__name__)
 
 GN_GROUPS = 16
@@ -107,7 +109,7 @@ class Bottleneck3d(_ResBlock3d):
 def block_class(res_type: str) -> tuple[type[_ResBlock3d], tuple[int, ...]]:
     """Block class and blocks per stage for ``res_type_encoder`` (resnet18/34/50/101)."""
     if res_type not in BLOCKS_PER_STAGE:
-        raise ValueError(f"res_type_encoder '{res_type}' unknown; choose from {sorted(BLOCKS_PER_STAGE)}")
+        raise ConfigError(f"res_type_encoder '{res_type}' unknown; choose from {sorted(BLOCKS_PER_STAGE)}")
     kind, layers = BLOCKS_PER_STAGE[res_type]
     return (BasicBlock3d if kind == "basic" else Bottleneck3d), layers
 

@@ -2,18 +2,15 @@
 """
 from __future__ import annotations
 
-import sys
 from typing import Sequence
 
-from utils.run import run_training
+import cli
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    """Parse the command line, train, and return the last validation metrics."""
-    from stage2_cINN.AE.trainer import AETrainer
-
-    return run_training(argv, "ae", "Stage 2a: train the conditioning autoencoder", AETrainer)
+    """Parse the command line, check every input, train, and return the last validation metrics."""
+    return cli.train_main(argv, "ae", __doc__, "stage2_cINN.AE.trainer:AETrainer")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run(main)

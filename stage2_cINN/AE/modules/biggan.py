@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stage2_cINN.modules.blocks import BasicFullyConnectedNet
+from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +164,13 @@ class BigGANGenerator(nn.Module):
     def __init__(self, z_dim: int, in_size: int, ch: int = 96, n_class: int = CLASS_EMBEDDING_DIM) -> None:
         super().__init__()
         if in_size not in _CHANNEL_MULT:
-            raise ValueError(f"BigGAN decoder supports in_size 64 or 128, got {in_size}")
+            raise ConfigError(f"AE.in_size: the BigGAN decoder supports in_size 64 or 128, got {in_size}")
         mults = _CHANNEL_MULT[in_size]
         n_blocks = len(mults) - 1
         self.split_size = _SPLIT_SIZE[in_size]
         self.first_split = z_dim - n_blocks * self.split_size
         if self.first_split <= 0:
-            raise ValueError(f"z_dim={z_dim} too small for {n_blocks} latent splits of {self.split_size}")
+            raise ConfigError(f"AE.z_dim={z_dim} too small for {n_blocks} latent splits of {self.split_size}")
         self.first_view = mults[0] * ch
         cond_dim = self.split_size + CLASS_PROJECTION_DIM
 

@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from stage1_VAE.modules.actnorm import ActNorm
+from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +79,9 @@ class ResnetEncoder(nn.Module):
                  deterministic: bool = False) -> None:
         super().__init__()
         if encoder_type not in ENCODER_TYPES:
-            raise ValueError(f"AE.encoder_type must be one of {ENCODER_TYPES}, got {encoder_type!r}")
+            raise ConfigError(f"AE.encoder_type must be one of {ENCODER_TYPES}, got {encoder_type!r}")
         if norm not in NORM_LAYERS:
-            raise ValueError(f"AE.norm must be one of {sorted(NORM_LAYERS)}, got {norm!r}")
+            raise ConfigError(f"AE.norm must be one of {sorted(NORM_LAYERS)}, got {norm!r}")
         self.z_dim = z_dim
         self.deterministic = deterministic
         self.model = getattr(torchvision.models, encoder_type)(weights=None, norm_layer=NORM_LAYERS[norm])
