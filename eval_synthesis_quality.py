@@ -99,7 +99,7 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     payload = run_info("eval_synthesis_quality", args, dataset, ev.model_dir)
     payload.update(frames_per_video=length, n_videos=ev.clips, world_size=ev.info.world_size, counts=counts,
                    backbones=backbone_notes(ev.backbones, metrics), weights=backbone_weights(ev.backbones, metrics),
-                   real_stats={"read": args.real_stats, "written": written}, **trial_results(trials, args.seed))
+                   real_stats={"read": str(args.real_stats) if args.real_stats else None, "written": written}, **trial_results(trials, args.seed))
     report(payload, out, f"synthesis quality: {dataset}{{texture}}, {ev.clips} videos, protocol {args.protocol}")
     remove_parts(plan.work_dir)
     return payload
