@@ -232,7 +232,7 @@ def build_dataset(layout: Layout, data: Mapping[str, Any], mode: str, control: b
     if mode == "test" and layout.test_clips_key:
         rng = np.random.default_rng(TEST_CLIPS_SEED)
         n_clips = int(data.get(layout.test_clips_key) or 1000)
-        video_idx = rng.integers(0, len(videos), n_clips)
+        video_idx = np.arange(n_clips) % len(videos)  # clip i from video i mod n, as the original's iPER test set
         fixed_clips = [(int(v), int(rng.integers(0, len(videos[v]) - length + 1))) for v in video_idx]
     margin = data.get("crop_margin")
     margin = int(layout.crop_margin if margin is None else margin)

@@ -1,22 +1,31 @@
 """Evaluation metrics: FVD / PFVD / DTFVD, FID, LPIPS and diversity scores.
 
 Weights of the backbones are read from local files (see :mod:`metrics.weights`); nothing is
-downloaded at run time. Videos are (B, T, 3, H, W) tensors in [-1, 1].
+downloaded at run time. Videos are (B, T, 3, H, W) tensors in [-1, 1]. The names below are imported on
+first use, so that importing one submodule (e.g. :mod:`metrics.sharded`) does not load torchvision.
 """
-from metrics.diversity import dti3d_diversity, embedding_diversity, i3d_diversity, vgg_diversity
-from metrics.dti3d import DTDBI3D, load_dtdb_i3d
-from metrics.fid import FIDFeatureExtractor, compute_fid, extract_fid_features, load_fid_inception
-from metrics.frechet import frechet_distance, frechet_distance_from_features, statistics
-from metrics.fvd import FVDFeatureExtractor, compute_fvd, extract_i3d_features, fvd_from_videos
-from metrics.i3d import KineticsI3D, load_kinetics_i3d, load_torchscript_i3d
-from metrics.lpips_metric import compute_lpips, load_lpips, load_vgg16_features, lpips_per_video
-from metrics.weights import WEIGHTS, weights_path
+from __future__ import annotations
 
-__all__ = [
-    "DTDBI3D", "FIDFeatureExtractor", "FVDFeatureExtractor", "KineticsI3D", "WEIGHTS",
-    "compute_fid", "compute_fvd", "compute_lpips", "dti3d_diversity", "embedding_diversity",
-    "extract_fid_features", "extract_i3d_features", "frechet_distance", "frechet_distance_from_features",
-    "fvd_from_videos", "i3d_diversity", "load_dtdb_i3d", "load_fid_inception", "load_kinetics_i3d",
-    "load_lpips", "load_torchscript_i3d", "load_vgg16_features", "lpips_per_video", "statistics",
-    "vgg_diversity", "weights_path",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "metrics.diversity": ("dti3d_diversity", "embedding_diversity", "i3d_diversity", "vgg_diversity"),
+    "metrics.dti3d": ("DTDBI3D", "load_dtdb_i3d"),
+    "metrics.fid": ("FIDFeatureExtractor", "compute_fid", "extract_fid_features", "load_fid_inception"),
+    "metrics.frechet": ("frechet_distance", "frechet_distance_from_features", "frechet_distance_to_features",
+                        "statistics"),
+    "metrics.fvd": ("FVDFeatureExtractor", "compute_fvd", "extract_i3d_features", "fvd_from_videos"),
+    "metrics.i3d": ("KineticsI3D", "load_kinetics_i3d", "load_torchscript_i3d"),
+    "metrics.lpips_metric": ("compute_lpips", "load_lpips", "load_vgg16_features", "lpips_per_frame",
+                             "lpips_per_video"),
+    "metrics.weights": ("WEIGHTS", "weights_path"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(_MODULE_OF[name]), name)
+    raise AttributeError(f"module 'metrics' has no attribute {name!r}")

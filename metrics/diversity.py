@@ -50,6 +50,30 @@ def _chunks(realizations: torch.Tensor | Iterable[torch.Tensor], batch_size: int
 
 
 @torch.no_grad()
+def vgg_layer_diversity(realizations: torch.Tensor, vgg: nn.Module, device: torch.device | str = "cpu",
+                        frame_batch: int = 8, size: int | None = 224) -> torch.Tensor:
+    """Per start frame and VGG layer, the mean squared feature difference between different realisations:
+    ``(n_realiz, B, T, 3, H, W)`` -> ``(B, 5)`` float64 (mean over ordered pairs, frames and elements)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+    n, b = realizations.shape[:2]
+    out = torch.zeros(b, len(VGG_LAYERS), dtype=torch.float64)
+    for e in range(b):
+        counts = torch.zeros(len(VGG_LAYERS), dtype=torch.float64)
+        for part in realizations[:, e].split(max(1, frame_batch), dim=1):  # (n, frames, 3, H, W)
+            x = part.to(device, torch.float32).clamp(-1, 1).flatten(0, 1)
+            if size is not None and x.shape[-2:] != (size, size):
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+            x = ((x + 1.0) / 2.0 - mean) / std
+            for k, feat in enumerate(vgg(x)):
+                feat = feat.view(n, -1, *feat.shape[1:])
+                out[e, k] += pairwise_sq_diff_sum(feat).sum().cpu()
+                counts[k] += n * (n - 1) * feat[0].numel()
+        out[e] /= counts
+    return out
+
+
+@torch.no_grad()
 def vgg_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], vgg: nn.Module,
                   device: torch.device | str = "cpu", frame_batch: int = 8, size: int | None = 224,
                   per_layer: bool = False) -> float | dict[str, float]:
@@ -57,26 +81,13 @@ def vgg_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], vgg: nn.M
 
     ``vgg`` maps ImageNet-normalised frames to the five feature maps
     (:func:`metrics.lpips_metric.load_vgg16_features`). ``size=None`` skips resizing (tests).
+    Every start frame has the same number of terms, so this is the mean of :func:`vgg_layer_diversity`.
     """
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
-    sums = torch.zeros(len(VGG_LAYERS), dtype=torch.float64)
-    counts = torch.zeros(len(VGG_LAYERS), dtype=torch.float64)
-    for chunk in tqdm(_chunks(realizations, max(1, frame_batch)), desc="VGG diversity", leave=False):
-        frames = chunk.flatten(1, 2)  # (n, b * T, 3, H, W)
-        n = frames.shape[0]
-        for part in frames.split(frame_batch, dim=1):
-            x = part.to(device, torch.float32).clamp(-1, 1).flatten(0, 1)
-            if size is not None and x.shape[-2:] != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-            x = ((x + 1.0) / 2.0 - mean) / std
-            for k, feat in enumerate(vgg(x)):
-                feat = feat.view(n, -1, *feat.shape[1:])
-                sums[k] += pairwise_sq_diff_sum(feat).sum().cpu()
-                counts[k] += n * (n - 1) * feat[0].numel()
-    if counts[0] == 0:
+    per_example = [vgg_layer_diversity(chunk, vgg, device, frame_batch, size)
+                   for chunk in tqdm(_chunks(realizations, max(1, frame_batch)), desc="VGG diversity", leave=False)]
+    if not per_example:
         raise ValueError("no realisations given")
-    layer_means = (sums / counts).tolist()
+    layer_means = torch.cat(per_example).mean(0).tolist()
     for name, value in zip(VGG_LAYERS, layer_means):
         logger.info("VGG diversity %s: %.6g", name, value)
     if per_layer:
@@ -84,20 +95,28 @@ def vgg_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], vgg: nn.M
     return float(sum(layer_means) / len(layer_means))
 
 
+def diversity_from_embeddings(embeddings: torch.Tensor, scale: float = 1.0) -> float:
+    """``scale`` x the mean over ordered pairs of different realisations of the mean squared difference of
+    their embeddings; ``embeddings`` (B, n_realiz, D)."""
+    e = torch.as_tensor(embeddings).double().transpose(0, 1)  # (n, B, D)
+    n = e.shape[0]
+    if n < 2 or e.shape[1] == 0:
+        raise ValueError(f"need at least 2 realisations of at least 1 start frame, got {tuple(embeddings.shape)}")
+    return scale * float(pairwise_sq_diff_sum(e).sum()) / (n * (n - 1) * e[0].numel())
+
+
 @torch.no_grad()
 def embedding_diversity(realizations: torch.Tensor | Iterable[torch.Tensor],
                         embed: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 8,
                         scale: float = 1.0, desc: str = "embedding diversity") -> float:
     """``scale`` x mean squared difference between the embeddings (B, D) of different realisations."""
-    total, count = 0.0, 0
+    embeddings = []
     for chunk in tqdm(_chunks(realizations, batch_size), desc=desc, leave=False):
         n, b = chunk.shape[:2]
-        emb = embed(chunk.flatten(0, 1)).view(n, b, -1)
-        total += float(pairwise_sq_diff_sum(emb).sum())
-        count += n * (n - 1) * b * emb.shape[-1]
-    if count == 0:
+        embeddings.append(embed(chunk.flatten(0, 1)).view(n, b, -1).transpose(0, 1).cpu())  # (b, n, D)
+    if not embeddings:
         raise ValueError("no realisations given")
-    return scale * total / count
+    return diversity_from_embeddings(torch.cat(embeddings), scale)
 
 
 def i3d_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], extractor: FVDFeatureExtractor,

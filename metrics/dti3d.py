@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from metrics.i3d import FEATURE_DIM, InceptionI3dTrunk, MaxPool3dSame, Triple, Unit3d
-from metrics.weights import load_state_dict_file, weights_path
+from metrics.weights import build_with_weights, load_state_dict_file, weights_path
 
 NUM_CLASSES = 18
 POOL_KERNELS: dict[int, Triple] = {16: (2, 7, 7), 32: (4, 7, 7)}
@@ -109,6 +109,5 @@ def load_dtdb_i3d(n_frames: int = 16, device: torch.device | str = "cpu",
     """The DTDB I3D for ``n_frames`` (16 or 32) with its released weights, eval mode, on ``device``."""
     pool_kernel(n_frames)
     state_dict = load_state_dict_file(weights_path(f"dtdb_i3d_{n_frames}", path))
-    model = DTDBI3D(n_frames)
-    model.load_state_dict(state_dict)
+    model = build_with_weights(lambda: DTDBI3D(n_frames), state_dict)
     return model.eval().requires_grad_(False).to(device)

@@ -17,7 +17,7 @@ from pytorch_fid import inception as fid_inception
 from torch import nn
 
 from metrics.frechet import extract_features, frechet_distance_from_features
-from metrics.weights import load_backbone_weights
+from metrics.weights import build_with_weights, load_backbone_weights
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,8 @@ FID_DIM = 2048
 
 def _build_fid_inception_v3(state_dict: dict[str, torch.Tensor] | None) -> nn.Module:
     """pytorch-fid's FID Inception (TF FID weights' structure); ``state_dict=None`` keeps random weights."""
+    if state_dict is not None:
+        return build_with_weights(lambda: _build_fid_inception_v3(None), state_dict)
     net = fid_inception._inception_v3(num_classes=1008, aux_logits=False, weights=None)
     net.Mixed_5b = fid_inception.FIDInceptionA(192, pool_features=32)
     net.Mixed_5c = fid_inception.FIDInceptionA(256, pool_features=64)
@@ -36,8 +38,6 @@ def _build_fid_inception_v3(state_dict: dict[str, torch.Tensor] | None) -> nn.Mo
     net.Mixed_6e = fid_inception.FIDInceptionC(768, channels_7x7=192)
     net.Mixed_7b = fid_inception.FIDInceptionE_1(1280)
     net.Mixed_7c = fid_inception.FIDInceptionE_2(2048)
-    if state_dict is not None:
-        net.load_state_dict(state_dict)
     return net
 
 

@@ -95,6 +95,29 @@ def frechet_distance_from_features(features1: np.ndarray | torch.Tensor,
     return float(diff @ diff + tr1 + tr2 - 2.0 * tr_sqrt)
 
 
+def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray, features2: np.ndarray | torch.Tensor) -> float:
+    """Frechet distance between N(mu1, sigma1) (e.g. cached real statistics) and the Gaussian fit of
+    features (N2, D).
+
+    With N2 <= D the trace term comes from the N2 x N2 matrix ``A2 S1 A2^T / (N2 - 1)`` (``A2`` the centred
+    features), whose eigenvalues are the nonzero eigenvalues of ``S1 S2``: no D x D eigendecomposition.
+    """
+    f2 = _as_features(features2)
+    mu1, sigma1 = np.asarray(mu1, np.float64), np.asarray(sigma1, np.float64)
+    n2, dim = f2.shape
+    if mu1.shape != (dim,) or sigma1.shape != (dim, dim):
+        raise ValueError(f"shape mismatch: statistics of dimension {mu1.shape}, {sigma1.shape}; features {f2.shape}")
+    if n2 > dim:
+        return frechet_distance(mu1, sigma1, *statistics(f2))
+    mu2 = f2.mean(0)
+    a2 = f2 - mu2
+    m = a2 @ ((sigma1 + sigma1.T) / 2) @ a2.T / (n2 - 1)
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_sqrt = float(np.sqrt(_zero_rounding_level(eig, float(eig.max(initial=0.0)))).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + float((a2 * a2).sum()) / (n2 - 1) - 2.0 * tr_sqrt)
+
+
 def iter_batches(data: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
     """Re-chunk a tensor, or an iterable of tensors, into tensors of at most ``batch_size`` along dim 0."""
     if batch_size < 1:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.weights import load_state_dict_file, weights_path
+from metrics.weights import build_with_weights, load_state_dict_file, weights_path
 
 Triple = tuple[int, int, int]
 
@@ -177,9 +177,7 @@ class KineticsI3D(InceptionI3dTrunk):
 
 def load_kinetics_i3d(device: torch.device | str = "cpu", path: str | Path | None = None) -> KineticsI3D:
     """The Kinetics-400 I3D with the released ``model_rgb.pth`` weights, in eval mode on ``device``."""
-    state_dict = load_state_dict_file(weights_path("kinetics_i3d", path))
-    model = KineticsI3D()
-    model.load_state_dict(state_dict)
+    model = build_with_weights(KineticsI3D, load_state_dict_file(weights_path("kinetics_i3d", path)))
     return model.eval().requires_grad_(False).to(device)
 
 

@@ -6,14 +6,19 @@ where to get it when it is absent.
 
 Defaults: the I3D networks live under ``<repo>/models`` (``MODELS_DIR``); the pytorch-fid
 Inception and the torchvision VGG16 in torch hub's checkpoint cache
-(``torch.hub.get_dir()/checkpoints``), where those libraries put them.
+(``torch.hub.get_dir()/checkpoints``), where those libraries put them. A ``weights_dir`` (the
+evaluation scripts' ``-weights_dir``) replaces both roots: one folder laid out like ``models/``
+(``PI3D/model_rgb.pth``, ``DTI3D/length16/I3D_16.pth.tar``, ...) with the Inception and VGG16 files
+at its top level under their released names.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Mapping
 
 import torch
 
@@ -55,25 +60,45 @@ WEIGHTS: dict[str, WeightsSpec] = {
 }
 
 
-def default_weights_path(name: str) -> Path:
-    """Default location of the weights file ``name`` (a key of ``WEIGHTS``)."""
+def default_weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
+    """Default location of the weights file ``name`` (a key of ``WEIGHTS``), below ``weights_dir`` if given."""
     spec = WEIGHTS[name]
+    if weights_dir is not None:
+        return Path(weights_dir).expanduser() / spec.relative_path
     root = Path(torch.hub.get_dir()) / "checkpoints" if spec.in_hub_cache else MODELS_DIR
     return root / spec.relative_path
 
 
-def weights_path(name: str, path: str | Path | None = None) -> Path:
-    """Resolve ``path`` (or the default location) of the weights ``name``; raise if it is missing."""
+def weights_path(name: str, path: str | Path | None = None, weights_dir: str | Path | None = None) -> Path:
+    """Resolve ``path`` (or the default location, below ``weights_dir`` if given) of the weights ``name``;
+    raise if it is missing."""
     if name not in WEIGHTS:
         raise KeyError(f"unknown weights {name!r}; known: {sorted(WEIGHTS)}")
-    resolved = Path(path).expanduser() if path is not None else default_weights_path(name)
+    resolved = Path(path).expanduser() if path is not None else default_weights_path(name, weights_dir)
     if not resolved.is_file():
         spec = WEIGHTS[name]
         raise MissingFileError(
             f"weights file for {name} not found: {resolved}. Download {Path(spec.relative_path).name} "
-            f"from {spec.source} and place it at {default_weights_path(name)} (or pass its path). "
-            "Weights are never downloaded automatically.")
+            f"from {spec.source} and place it at {default_weights_path(name, weights_dir)} (or pass its path"
+            f"{'' if weights_dir is not None else ' or -weights_dir'}). Weights are never downloaded automatically.")
     return resolved
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes (cached per path, size and modification time)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
@@ -105,3 +130,12 @@ def load_backbone_weights(name: str, path: str | Path | None = None,
     logger.warning("%s HAS RANDOM WEIGHTS: its weights file is missing, so the metrics computed with "
                    "it are meaningless (allowed for tests only)", name.upper())
     return None
+
+
+def build_with_weights(factory: Callable[[], torch.nn.Module], state_dict: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """``factory()`` built on the meta device with ``state_dict``'s tensors assigned (floating ones as float32):
+    the same module as ``factory().load_state_dict(state_dict)`` (strict) without the random initialisation."""
+    with torch.device("meta"):
+        model = factory()
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}, assign=True)
+    return model

@@ -13,6 +13,7 @@ from torch import nn
 from metrics import diversity, fid, frechet, fvd, lpips_metric, weights
 from metrics.dti3d import DTDBI3D, load_dtdb_i3d
 from metrics.i3d import KineticsI3D, load_kinetics_i3d, load_torchscript_i3d
+from tests.eval_helpers import activating_init
 
 MANIFEST_KEYS = {
     "kinetics": "pytorch_fvd_i3d (model_rgb.pth)",
@@ -25,18 +26,6 @@ TINY_POOL = (2, 1, 1)
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, rel: float = 1e-4) -> bool:
     return bool(torch.allclose(actual, expected, rtol=rel, atol=rel * float(expected.abs().max())))
-
-
-def _activating_init(model: nn.Module) -> nn.Module:
-    """He-normal conv weights and small biases, so that random deep nets keep their signal."""
-    gen = torch.Generator().manual_seed(0)
-    for module in model.modules():
-        if isinstance(module, nn.Conv3d):
-            fan_in = module.weight[0].numel()
-            module.weight.data = torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5
-            if module.bias is not None:
-                module.bias.data = torch.randn(module.bias.shape, generator=gen) * 0.1
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +76,10 @@ def test_dtdb_i3d_reproduces_reference(reference):
 @torch.no_grad()
 def test_random_i3d_forward_shapes():
     x = torch.rand(1, 3, 10, 32, 32) * 2 - 1
-    softmax, logits = _activating_init(KineticsI3D(avg_pool_kernel=TINY_POOL))(x)
+    softmax, logits = activating_init(KineticsI3D(avg_pool_kernel=TINY_POOL))(x)
     assert softmax.shape == logits.shape == (1, 400)
     assert torch.allclose(softmax.sum(1), torch.ones(1), atol=1e-5)
-    assert _activating_init(DTDBI3D(16, avg_pool_kernel=TINY_POOL))(x).shape == (1, 18)
+    assert activating_init(DTDBI3D(16, avg_pool_kernel=TINY_POOL))(x).shape == (1, 18)
     with pytest.raises(ValueError, match="16 or 32"):
         DTDBI3D(24)
 
@@ -174,6 +163,20 @@ def test_frechet_rank_deficient_closed_forms():
         assert value == pytest.approx(expected, rel=1e-8)
 
 
+def test_frechet_to_features_of_cached_statistics_matches_the_feature_routes():
+    rng = np.random.default_rng(5)
+    for n1, n2, dim in [(40, 30, 300), (60, 50, 20)]:  # fewer and more samples than dimensions
+        f1 = rng.normal(size=(n1, dim)) * rng.uniform(0.2, 3.0, size=dim)
+        f2 = rng.normal(size=(n2, dim)) @ rng.normal(size=(dim, dim)) * 0.1 + 0.2
+        mu1, sigma1 = frechet.statistics(f1)
+        expected = frechet.frechet_distance_from_features(f1, f2)
+        assert frechet.frechet_distance_to_features(mu1, sigma1, f2) == pytest.approx(expected, rel=1e-9)
+        trace = np.trace(sigma1)
+        assert abs(frechet.frechet_distance_to_features(mu1, sigma1, f1)) <= 1e-9 * trace  # identical sets
+    with pytest.raises(ValueError, match="shape mismatch"):
+        frechet.frechet_distance_to_features(mu1, sigma1, f2[:, :3])
+
+
 def test_iter_batches_rechunks_without_dropping():
     parts = [torch.arange(5), torch.arange(5, 7), torch.arange(7, 16)]
     chunks = list(frechet.iter_batches(parts, 4))
@@ -216,7 +219,7 @@ def test_fvd_zero_for_same_set_and_rising_with_noise():
     gen = torch.Generator().manual_seed(0)
     real = torch.rand(6, 10, 3, 32, 32, generator=gen) - 0.5
     noise = torch.randn(real.shape, generator=gen)
-    model = _activating_init(KineticsI3D(avg_pool_kernel=TINY_POOL))
+    model = activating_init(KineticsI3D(avg_pool_kernel=TINY_POOL))
     extractor = fvd.FVDFeatureExtractor(model, "fvd", resize=False)
     real_feats = fvd.extract_i3d_features(real.split(4), extractor, batch_size=3)  # 4 + 2 -> 3 + 3
     assert real_feats.shape == (6, 400) and real_feats.dtype == np.float64
@@ -229,7 +232,7 @@ def test_fvd_zero_for_same_set_and_rising_with_noise():
 @torch.no_grad()
 def test_dtfvd_features_and_torchscript_call_contract():
     videos = torch.rand(2, 6, 3, 32, 32) * 2 - 1
-    dtdb = _activating_init(DTDBI3D(16, avg_pool_kernel=TINY_POOL))
+    dtdb = activating_init(DTDBI3D(16, avg_pool_kernel=TINY_POOL))
     feats = fvd.extract_i3d_features(videos, fvd.FVDFeatureExtractor(dtdb, "dtfvd", resize=False), 2)
     assert feats.shape == (2, 1024) and np.isfinite(feats).all()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import torch
 
@@ -72,3 +72,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare module inside DDP / torch.compile wrappers."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
+
+
+def atomic_write_with(write: Callable[[BinaryIO], Any], path: str | Path) -> None:
+    """Write a file atomically with ``write(binary_file)`` (e.g. ``lambda f: numpy.savez(f, ...)``)."""
+    _atomic_write(Path(path), write)

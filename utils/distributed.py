@@ -1,6 +1,7 @@
 """DDP helpers for torchrun: process-group set-up, per-rank seeds, rank-0 checks, loss averaging."""
 from __future__ import annotations
 
+import datetime
 import os
 import random
 from dataclasses import dataclass
@@ -28,8 +29,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group when launched by torchrun (WORLD_SIZE > 1); nccl on CUDA, gloo on CPU."""
+def init_distributed(device: torch.device, timeout: float | None = None) -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); nccl on CUDA, gloo on CPU.
+
+    ``timeout`` (seconds; default torch's) bounds every collective: a rank that waits longer for a dead or
+    stuck peer raises instead of hanging.
+    """
     world = int(os.environ.get("WORLD_SIZE", 1))
     if world <= 1:
         return DistInfo()
@@ -37,7 +42,8 @@ def init_distributed(device: torch.device) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
+        kwargs = {} if timeout is None else {"timeout": datetime.timedelta(seconds=float(timeout))}
+        dist.init_process_group(backend=backend, **kwargs)
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 

@@ -1,0 +1,149 @@
+"""Which real and generated videos and frames each metric compares: the per-dataset slicing (SPEC 6) and
+the two counting protocols.
+
+``paper`` (the default) counts as the original evaluation code did, so that its numbers are reproduced:
+every metric there fed its network fixed-size batches and dropped what did not fill the last one
+(:data:`PAPER_BATCHING`), the DTDB I3D was chosen by the generated length (16 frames unless
+``-seq_length`` > 16, fed the first 16 frames of the clip tiled in time: iPER's 17-frame videos lose
+their last frame), and DTI3D diversity compared the first 5 realisations. ``all`` uses every test
+video and frame, and the DTDB I3D that covers the whole evaluated clip (16 or 32 frames, shorter clips
+tiled in time).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from metrics.fvd import tile_time
+from utils.errors import ArgumentError
+
+PROTOCOLS = ("paper", "all")
+PROTOCOL_DATASETS = ("bair", "iPER", "landscape", "DTDB")
+PAPER_DTI3D_REALISATIONS = 5  # the original's DTI3D diversity loops over range(5)
+
+
+class ProtocolError(ArgumentError):
+    """The protocol cannot be applied to this many videos or frames (printed as ``error: ...`` by :func:`cli.run`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """How the original batched one metric: units are dropped beyond a multiple of ``multiple``.
+
+    ``strict``: with fewer than ``multiple`` units the original failed (fixed-size TF graph, or a mean over
+    zero batches); otherwise it used them all in one batch (pytorch-fid's ``get_activations`` rule).
+    """
+
+    multiple: int
+    unit: str
+    strict: bool
+    how: str
+
+
+PAPER_BATCHING: dict[str, Batching] = {
+    "FVD": Batching(16, "videos", True, "the TF-Hub I3D graph takes batches of exactly 16 videos"),
+    "DTFVD": Batching(40, "videos", False, "DTDB-I3D features in batches of 40 videos"),
+    "FID": Batching(50, "frames", False, "Inception features in batches of 50 frames"),
+    "LPIPS": Batching(10, "frame pairs", True, "the mean of batch means over batches of 10 frame pairs"),
+    "I3D": Batching(16, "start frames", True, "the TF-Hub I3D graph takes batches of exactly 16 videos"),
+    "DTI3D": Batching(20, "start frames", False, "DTDB-I3D features in batches of 20 videos"),
+}
+
+
+def check_protocol(protocol: str) -> str:
+    """``protocol`` if it is one of :data:`PROTOCOLS`."""
+    if protocol not in PROTOCOLS:
+        raise ProtocolError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+    return protocol
+
+
+def used_count(metric: str, n: int, protocol: str) -> int:
+    """How many of ``n`` units (videos, frames or start frames, see :data:`PAPER_BATCHING`) ``metric`` uses."""
+    if check_protocol(protocol) == "all" or metric not in PAPER_BATCHING:
+        return n
+    rule = PAPER_BATCHING[metric]
+    if n >= rule.multiple:
+        return n // rule.multiple * rule.multiple
+    if rule.strict:
+        raise ProtocolError(f"-protocol paper computes {metric} as the original did ({rule.how}), which needs at "
+                            f"least {rule.multiple} {rule.unit}; this run has {n}. Use -protocol all for every video")
+    return n
+
+
+def realisations_used(metric: str, n_realiz: int, protocol: str) -> int:
+    """Realisations per start frame that ``metric`` compares (DTI3D under ``paper``: the first 5)."""
+    if metric == "DTI3D" and check_protocol(protocol) == "paper":
+        return min(n_realiz, PAPER_DTI3D_REALISATIONS)
+    return n_realiz
+
+
+# ----------------------------------------------------------------------------- slicing
+
+def _protocol_key(dataset: str) -> str:
+    key = str(dataset).strip().lower()
+    if key not in ("bair", "iper", "landscape", "dtdb"):
+        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {PROTOCOL_DATASETS}")
+    return key
+
+
+def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(real, fake) videos compared by the synthesis metrics (SPEC 6), for T generated frames.
+
+    ``seq`` (B, T+1, 3, H, W) is the real test clip (frame 0 is the start frame x0), ``fake``
+    (B, T, 3, H, W) the T frames generated from x0 (they stand for times 1..T). With T = 16:
+
+    - BAIR: fake = [x0, generated 1..15], real = real frames 0..15 (16-frame protocol of the FVD paper);
+    - iPER: fake = [x0, generated 1..16], real = real frames 0..16 (all 17);
+    - landscape / DTDB: fake = generated 1..16, real = real frames 0..15.
+
+    For landscape/DTDB the spec says "real = first 16 real frames", the wording it also uses for BAIR,
+    where it can only mean frames 0..15; we read it the same way (``seq[:, :T]``, as the original code
+    does) rather than as the time-aligned frames 1..T. FVD/DTFVD/FID compare distributions, so the
+    one-frame shift hardly matters there; the paired LPIPS does compare generated frame t+1 with real
+    frame t under it.
+    """
+    if seq.dim() != 5 or fake.dim() != 5:
+        raise ValueError(f"expected (B, T, 3, H, W) videos, got {tuple(seq.shape)} and {tuple(fake.shape)}")
+    n = fake.shape[1]
+    if seq.shape[1] != n + 1 or seq.shape[0] != fake.shape[0] or seq.shape[2:] != fake.shape[2:]:
+        raise ValueError(f"real clips need one frame (the start frame) more than the generated videos, at the "
+                         f"same size: got real {tuple(seq.shape)} for fake {tuple(fake.shape)}")
+    fake = fake.to(seq.device, seq.dtype)
+    x0 = seq[:, :1]
+    key = _protocol_key(dataset)
+    if key == "bair":
+        return seq[:, :n], torch.cat([x0, fake[:, : n - 1]], dim=1)
+    if key == "iper":
+        return seq, torch.cat([x0, fake], dim=1)
+    return seq[:, :n], fake  # landscape, DTDB: "first 16 real frames" = frames 0..15 (see docstring)
+
+
+def protocol_length(dataset: str, seq_length: int) -> int:
+    """Frames per evaluated video under :func:`protocol_slices` for ``seq_length`` generated frames."""
+    return seq_length + 1 if _protocol_key(dataset) == "iper" else seq_length
+
+
+def dtfvd_frames(video_length: int) -> int:
+    """The DTDB I3D (16 or 32 frames) covering videos of ``video_length`` frames (shorter ones are tiled)."""
+    if video_length <= 16:
+        return 16
+    if video_length <= 32:
+        return 32
+    raise ValueError(f"DTFVD is defined for videos of at most 32 frames, got {video_length}")
+
+
+def dtfvd_network_frames(protocol: str, seq_length: int, video_length: int) -> int:
+    """Length (16 or 32) of the DTDB I3D for videos of ``video_length`` frames, ``seq_length`` generated.
+
+    ``paper``: chosen by the generated length, as the original (``-seq_length`` > 16: 32 frames);
+    ``all``: the network that covers every frame (:func:`dtfvd_frames`).
+    """
+    if check_protocol(protocol) == "paper":
+        return 16 if seq_length <= 16 else 32
+    return dtfvd_frames(video_length)
+
+
+def dtfvd_clip(videos: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """The first ``n_frames`` frames of (B, T, ...) videos tiled in time (the DTDB I3D's input length)."""
+    return tile_time(videos, n_frames)[:, :n_frames]
