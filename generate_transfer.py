@@ -1,8 +1,10 @@
 """Transfer motion between videos: ``python generate_transfer.py -dataset landscape -gpu 0``.
 
 Each folder in ``assets/GT_samples/<dataset>/transfer/`` (or ``-videos DIR``) is a query video (frames,
-GIF or MP4). Its motion, encoded by stage 1 and mapped to the residual space by the cINN, is put on the
-start frames of the other query videos (or of ``-images DIR``). Writes ``transfer_<query>.gif`` per
+GIF or MP4). Its motion, encoded by stage 1 from the posterior mean and mapped to the residual space by the
+cINN, is put on the start frames of the other query videos (or of ``-images DIR``). The first
+``-query_frames`` frames of a query are read: frame 0 is its start frame, frames 1-16 are encoded (17, the
+default) or frames 1-15 (16: what the original script read and encoded). Writes ``transfer_<query>.gif`` per
 query: top row the query video and the target start frames, bottom row the query start frame and the
 transferred videos.
 """
@@ -32,6 +34,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="a target start frame or a folder of them (default: the queries' first frames)")
     p.add_argument("-n_targets", type=cli.positive_int, default=5, help="target start frames per query")
     p.add_argument("-use_mean", type=cli.boolean, default=True, help="encode the query with the posterior mean")
+    p.add_argument("-query_frames", type=cli.int_at_least(16, "16 or 17"), default=None,
+                   help="frames read per query: 17 (default: start frame + the 16 frames stage 1 encodes in "
+                        "training) or 16 (the original script: frames 1-15 are encoded)")
     p.add_argument("-out", default=None, type=Path, help="output folder (default: assets/results/<dataset>/transfer)")
     p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF/MP4")
     return p.parse_args(argv)
@@ -76,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     setup_logging()
     queries = list_videos(video_dir)
     pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
-    n = pipe.frames_per_pass + 1
+    n = args.query_frames or pipe.frames_per_pass + 1
+    if not pipe.frames_per_pass <= n <= pipe.frames_per_pass + 1:
+        raise ArgumentError(f"-query_frames must be {pipe.frames_per_pass} or {pipe.frames_per_pass + 1}, got {n}")
     clips = {q.name: load_query(q, pipe.img_size, n) for q in queries}
     written = []
     for name, query in clips.items():

@@ -34,7 +34,8 @@ class Stage1Trainer:
         self.tr = tr
         self.device = ctx.device
         nets = build_stage1(cfg)
-        self.perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"]).to(self.device).eval()
+        # the loss's LPIPS keeps its dropout active by default (Training.lpips_dropout), as the original's
+        self.perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"], tr["lpips_dropout"]).to(self.device)
         for p in self.perceptual.parameters():
             p.requires_grad_(False)
         wrap = lambda m: wrap_model(m, self.device, ctx.dist, tr["compile"])  # noqa: E731
@@ -64,7 +65,8 @@ class Stage1Trainer:
         self.fvd = _make_fvd(cfg, self.device)
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
-        elif ctx.dist.enabled:  # identical start on every rank, ActNorm initialised on rank 0's data
+        elif ctx.dist.enabled:  # identical start on every rank, ActNorm initialised on rank 0's data (its real
+            # frames; a single process initialises it on the first batch's fake frames, as the original)
             with torch.no_grad():
                 seq = next(iter(self.train_loader))["seq"].to(self.device)
                 self.disc_s.train()(seq[:, 1:].flatten(0, 1)[: self.loss.n_patch_frames])
@@ -108,7 +110,9 @@ class Stage1Trainer:
 
     # ------------------------------------------------------------------ training
     def train_step(self, seq: torch.Tensor, epoch: int) -> dict:
-        """One iteration: discriminator updates (from epoch ``pretrain``), then encoder+decoder."""
+        """One iteration in the original's order: the posterior sample and reconstruction, the window and
+        patch frames (numpy), D_t and D_s on fake then real (updated from epoch ``pretrain``; before it they
+        only run forwards, as in the original), then the encoder+decoder update."""
         tr = self.tr
         x0, x = seq[:, 0], seq[:, 1:]  # (B, 3, H, W), (B, T, 3, H, W)
         with autocast(self.device, tr["amp"]):
@@ -116,9 +120,9 @@ class Stage1Trainer:
             x_hat = self.decoder(x0, z)  # (B, T, 3, H, W)
         idx = self.loss.sample_indices(x.shape[0], x.shape[1], x.device)
         logs = {}
-        if epoch >= tr["pretrain"]:
-            with autocast(self.device, tr["amp"]):
-                d_loss, d_logs = self.loss.disc_step(x, x_hat.detach(), epoch, idx)
+        with autocast(self.device, tr["amp"]):
+            d_loss, d_logs = self.loss.disc_step(x, x_hat.detach(), epoch, idx)
+        if d_loss is not None:
             self.opt_dt.zero_grad(set_to_none=True)
             self.opt_ds.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
@@ -165,7 +169,10 @@ class Stage1Trainer:
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict:
-        """L1, LPIPS, KL, PSNR, SSIM of reconstructions on the eval split, and (P)FVD when available."""
+        """L1, LPIPS, KL, PSNR, SSIM of reconstructions on the eval split, and (P)FVD when available.
+
+        The reconstructions decode a posterior sample, as the original's validation and per-epoch FVD do
+        (``Training.val_latent: mean`` decodes ``mu``); one pass serves the metrics and the FVD."""
         self.encoder.eval()
         self.decoder.eval()
         tracker, reals, fakes, shown = MeanTracker(), [], [], None
@@ -175,8 +182,8 @@ class Stage1Trainer:
             seq = batch["seq"].to(self.device)
             x0, x = seq[:, 0], seq[:, 1:]
             with autocast(self.device, self.tr["amp"]):
-                _, mu, logvar = self.encoder(x)
-                x_hat = self.decoder(x0, mu).float()
+                z, mu, logvar = self.encoder(x)
+                x_hat = self.decoder(x0, z if self.tr["val_latent"] == "sample" else mu).float()
             lp = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
             tracker.add({"L1": (x - x_hat).abs().mean(), "LPIPS": lp, "KL": kl,

@@ -3,7 +3,7 @@
 >>> from stage2_cINN.pipeline import load_model
 >>> pipe = load_model("models/landscape/stage2", device=get_device(0))  # utils.device
 >>> videos = pipe.sample(x0, seq_length=16)            # x0: (B, 3, H, W) in [-1, 1]
->>> moved = pipe.transfer(query, x0, use_mean=True)    # query: (1, T, 3, H, W)
+>>> moved = pipe.transfer(query, x0)                    # query: (1, T>=16, 3, H, W); posterior mean
 >>> many = pipe.sample_many(x0[:1], 8)                 # 8 videos from one start frame: (1, 8, 16, 3, H, W)
 
 Inference runs under ``torch.inference_mode``. The frozen decoder's spectral-norm weights are computed once
@@ -150,17 +150,26 @@ class Pipeline:
 
     @torch.inference_mode()
     def transfer(self, query: torch.Tensor, x0: torch.Tensor, seq_length: int = 16,
-                 use_mean: bool = False) -> torch.Tensor:
+                 use_mean: bool = True) -> torch.Tensor:
         """Put the motion of ``query`` (1, T, 3, H, W; frame 0 its start frame) on every start frame of
-        ``x0`` (B, 3, H, W): z_q ~ q(z|query[1:]), eps = INN(z_q | x0_q), z' = INN^-1(eps | x0)."""
+        ``x0`` (B, 3, H, W): z_q = q(z | query[1:]), eps = INN(z_q | query[0]), z' = INN^-1(eps | x0).
+
+        Encoded are the frames after the start frame, at most the 16 a generator pass makes: frames 1-16 of a
+        query of 17 or more frames (the clip length stage 1 is trained on), frames 1-15 of a 16-frame query
+        (what the original's ``generate_transfer.py`` loads and encodes). Shorter queries are refused.
+        ``use_mean`` (default, as the original) encodes with the posterior mean, else with a sample.
+        """
         if self.control:
             raise ValueError("motion transfer is defined for models without control")
         query = query.to(self.device, torch.float32)
         if query.dim() == 4:
             query = query.unsqueeze(0)
         n = self.frames_per_pass
-        if query.shape[1] < n + 1:
-            raise ValueError(f"the query video needs at least {n + 1} frames (start frame + {n}), got {query.shape[1]}")
+        if query.dim() != 5 or query.shape[0] != 1 or query.shape[2] != 3:
+            raise ValueError(f"the query must be one video (1, T, 3, H, W), got {tuple(query.shape)}")
+        if query.shape[1] < n:
+            raise ValueError(f"the query video needs at least {n} frames (its start frame + {n - 1} or {n} "
+                             f"frames to encode), got {query.shape[1]}")
         q = query[:, : n + 1]
         if q.shape[-2:] != (self.img_size, self.img_size):
             q = F.interpolate(q.flatten(0, 1), size=(self.img_size,) * 2, mode="bilinear",

@@ -76,7 +76,11 @@ class CINNTrainer:
         return z, emb
 
     def train_epoch(self, epoch: int) -> dict:
+        """One epoch of flow updates. The AE embedder stays in eval mode unless ``Training.embedder_train_mode``
+        (the original's ``cINN.train()`` also switched it to training mode: BatchNorm encoders then embed x0
+        with batch statistics and update their running statistics, although the embedder is frozen)."""
         self.model.train()
+        self.conditioner.train(bool(self.tr["embedder_train_mode"]))
         tracker = MeanTracker()
         max_steps = self.tr["max_steps_per_epoch"]
         for batch in tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
@@ -105,6 +109,7 @@ class CINNTrainer:
     def validate(self, epoch: int) -> dict:
         """Eval NLL, and FVD of prior samples G(x0, INN^-1(eps | x0)) against the real clips."""
         self.flow.eval()
+        self.conditioner.eval()
         tracker, reals, fakes, shown = MeanTracker(), [], [], None
         max_b = self.tr["max_eval_batches"]
         for batch in tqdm(epoch_iter(self.eval_loader, 0, max_b), total=n_steps(self.eval_loader, max_b),
@@ -133,12 +138,16 @@ class CINNTrainer:
             return
         if best:  # the released format: only the flow
             atomic_save({"state_dict": self.flow.state_dict()}, self.ctx.run_dir / "cINN.pth")
+        # with embedder_train_mode the embedder's running statistics drift: keep them for an exact resume
+        drift = {"embedder_state": self.conditioner.state_dict()} if self.tr["embedder_train_mode"] else {}
         save_training_state(self.ctx.run_dir / "latest_checkpoint_cINN.pth", epoch, self.flow, self.opt, self.sched,
-                            rng=current_rng(), step=self.step, best=self.best)
+                            rng=current_rng(), step=self.step, best=self.best, **drift)
 
     def resume(self, folder: Path) -> None:
         ckpt = load_training_state(resume_file(folder, "latest_checkpoint_cINN"), self.flow, self.opt, self.sched,
                                    map_location=self.device)
+        if ckpt.get("embedder_state") is not None and self.tr["embedder_train_mode"]:
+            self.conditioner.load_state_dict(ckpt["embedder_state"])
         self.start_epoch, self.step, self.best = resume_counters(ckpt)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 

@@ -73,20 +73,27 @@ def test_longer_videos_continue_from_the_last_frame(tiny, pipe):
     torch.testing.assert_close(video[:, 16:], second[:, :4], rtol=1e-5, atol=1e-6)
 
 
-def test_transfer_is_deterministic_with_mean_and_matches_composition(tiny, pipe):
-    query = torch.rand(1, 17, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    x0 = _x0(3, seed=2)
-    a = pipe.transfer(query, x0, use_mean=True)
-    b = pipe.transfer(query, x0, use_mean=True)
-    assert a.shape == (3, 16, 3, 32, 32) and torch.equal(a, b)
+def _transfer_by_hand(tiny, query, x0, encoded):
     with torch.no_grad():
-        _, mu, _ = tiny["encoder"](query[:, 1:])
+        _, mu, _ = tiny["encoder"](query[:, encoded])
         eps, _ = tiny["flow"](mu, _emb(tiny, query[:, 0]))
-        z = tiny["flow"].reverse(eps.expand(3, -1), _emb(tiny, x0))
-        ref = tiny["decoder"](x0, z)
-    torch.testing.assert_close(a, ref, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="at least 17 frames"):
-        pipe.transfer(query[:, :10], x0)
+        z = tiny["flow"].reverse(eps.expand(x0.shape[0], -1), _emb(tiny, x0))
+        return tiny["decoder"](x0, z)
+
+
+def test_transfer_is_deterministic_with_mean_and_matches_composition(tiny, pipe):
+    """By default from the posterior mean (as the original); frames 1-16 of a 17+-frame query are encoded,
+    frames 1-15 of a 16-frame one (what the original's transfer script loads and encodes)."""
+    query = torch.rand(1, 18, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    x0 = _x0(2, seed=2)
+    a = pipe.transfer(query, x0)
+    assert a.shape == (2, 16, 3, 32, 32) and torch.equal(a, pipe.transfer(query, x0, use_mean=True))
+    torch.testing.assert_close(a, _transfer_by_hand(tiny, query, x0, slice(1, 17)), rtol=1e-5, atol=1e-6)
+    short = pipe.transfer(query[:, :16], x0)
+    torch.testing.assert_close(short, _transfer_by_hand(tiny, query, x0, slice(1, 16)), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(pipe.transfer(query, x0, use_mean=False), a)  # a posterior sample instead
+    with pytest.raises(ValueError, match="at least 16 frames"):
+        pipe.transfer(query[:, :15], x0)
 
 
 def test_absolute_paths_and_any_batch_size(tmp_path):

@@ -120,8 +120,14 @@ def test_gen_loss_before_pretrain_has_no_gan_terms():
     )
     torch.testing.assert_close(loss, expected)
     assert not any(k.startswith("gen/gan") for k in log) and "gen/fmap_t" not in log
-    assert loss_mod.disc_t.inputs == [] and loss_mod.disc_s.inputs == []
-    assert loss_mod.disc_step(x, x_hat, epoch=0) == (None, {})
+    # as in the original, the discriminators still run (fake, then real for D_t), only their terms are off
+    assert len(loss_mod.disc_t.inputs) == 2 and len(loss_mod.disc_s.inputs) == 1
+    idx = Stage1Indices(t_start=2, t_len=12, frames=torch.arange(20))
+    assert loss_mod.disc_step(x, x_hat, epoch=0, indices=idx) == (None, {})
+    torch.testing.assert_close(loss_mod.disc_t.inputs[2], x_hat.detach()[:, 2:14])  # fake first
+    torch.testing.assert_close(loss_mod.disc_t.inputs[3], x[:, 2:14])
+    torch.testing.assert_close(loss_mod.disc_s.inputs[1], x_hat.detach().flatten(0, 1)[:20])
+    torch.testing.assert_close(loss_mod.disc_s.inputs[2], x.flatten(0, 1)[:20])
 
 
 def test_gen_loss_after_pretrain_adds_gan_terms_with_shared_indices():
@@ -129,6 +135,8 @@ def test_gen_loss_after_pretrain_adds_gan_terms_with_shared_indices():
     x, x_hat, mu, logvar = _batch()
     idx = Stage1Indices(t_start=3, t_len=12, frames=torch.tensor([0, 5, 5, 31, 17] * 4))
     base, _ = loss_mod.gen_loss(x, x_hat, mu, logvar, epoch=0, indices=idx)
+    loss_mod.disc_t.inputs.clear()
+    loss_mod.disc_s.inputs.clear()
     loss, log = loss_mod.gen_loss(x, x_hat, mu, logvar, epoch=1, indices=idx)
     # the discriminators saw the shared window and frames of the fake (and real, for the feature targets)
     seen_t, seen_s = loss_mod.disc_t.inputs, loss_mod.disc_s.inputs
@@ -162,10 +170,11 @@ def test_disc_step_composition_and_gradients():
     idx = Stage1Indices(t_start=4, t_len=12, frames=torch.arange(20) * 3 % 32)
     total, log = loss_mod.disc_step(x, x_hat, epoch=0, indices=idx)
     seen_t, seen_s = loss_mod.disc_t.inputs, loss_mod.disc_s.inputs
-    torch.testing.assert_close(seen_t[0], x[:, 4:16])
-    torch.testing.assert_close(seen_t[1], x_hat.detach()[:, 4:16])
-    torch.testing.assert_close(seen_s[0], x.flatten(0, 1)[idx.frames])
-    torch.testing.assert_close(seen_s[1], x_hat.detach().flatten(0, 1)[idx.frames])
+    # the original's order: each discriminator sees the fake input first, then the real one
+    torch.testing.assert_close(seen_t[0], x_hat.detach()[:, 4:16])
+    torch.testing.assert_close(seen_t[1], x[:, 4:16])
+    torch.testing.assert_close(seen_s[0], x_hat.detach().flatten(0, 1)[idx.frames])
+    torch.testing.assert_close(seen_s[1], x.flatten(0, 1)[idx.frames])
     # recompute explicitly
     crop = x[:, 4:16].clone().requires_grad_(True)
     logit_real, _ = loss_mod.disc_t.net(crop)
@@ -173,7 +182,7 @@ def test_disc_step_composition_and_gradients():
     expected = (
         hinge_d_loss(logit_real, logit_fake)
         + WEIGHTS["w_GP"] * r1_penalty(logit_real, crop)
-        + hinge_d_loss(loss_mod.disc_s.net(seen_s[0]), loss_mod.disc_s.net(seen_s[1]))
+        + hinge_d_loss(loss_mod.disc_s.net(seen_s[1]), loss_mod.disc_s.net(seen_s[0]))
     )
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
     assert log["disc_t/r1"] > 0

@@ -278,6 +278,9 @@ STAGE1_SCHEMA: dict = {
         "weight_decay": Key(NonNegFloat, 1e-5),
         "lr_gamma": Key(PosFloat, 0.98),
         "FVD": "FVD",  # FVD | DTFVD | none
+        "lpips_dropout": True,  # True: LPIPS dropout (p=0.5) active in the loss and validation, as the original
+        # validation and per-epoch FVD decode a posterior sample (the original) or mu
+        "val_latent": Key(Literal["sample", "mean"], "sample"),
     },
     "Data": _data_schema(),
     "Logging": _logging_schema(),
@@ -294,7 +297,15 @@ AE_SCHEMA: dict = {
         "ch": Key(PosInt, 96),  # BigGAN channel base (96 in the paper; smaller for the demo)
     },
     "Discriminator_Patch": _patch_disc_schema(),
-    "Training": {**_common_training(), "w_kl": req(NonNegFloat), "pretrain": req(NonNegInt)},
+    "Training": {
+        **_common_training(),
+        "w_kl": req(NonNegFloat),
+        "pretrain": req(NonNegInt),
+        "lpips_dropout": True,  # True: LPIPS dropout (p=0.5) active in the loss and validation, as the original
+        # both ReduceLROnPlateau (AE, discriminator) step on the last training batch's reconstruction loss
+        # (the original) or on the validation reconstruction loss
+        "plateau_metric": Key(Literal["last_batch", "validation"], "last_batch"),
+    },
     "Data": _data_schema(),
     "Logging": _logging_schema(),
 }
@@ -323,6 +334,9 @@ CINN_SCHEMA: dict = {
         "amsgrad": True,
         "max_nonfinite": Key(PosInt, 10),  # consecutive NaN/Inf losses before the run stops
         "fvd_samples": True,  # FVD of prior samples each epoch (needs I3D weights)
+        # True: the AE embedder in training mode while the cINN trains, as the original (BatchNorm encoders
+        # then condition on batch statistics and their running statistics drift); False keeps it in eval mode
+        "embedder_train_mode": False,
     },
     "Data": _data_schema(),
     "Logging": _logging_schema(),

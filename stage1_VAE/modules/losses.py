@@ -8,9 +8,12 @@ iteration of a training loop::
     g_loss, g_log = loss_module.gen_loss(x, x_hat, mu, logvar, epoch, idx)
 
 ``disc_step`` detaches ``x_hat``; ``gen_loss`` runs the discriminators with their parameters frozen, so its
-backward leaves no gradient on them (except under DDP, see :func:`frozen`). Call ``disc_step`` first in an
-iteration: the patch discriminator's ActNorm initialises itself on the first batch it sees in training mode,
-and that should be real frames. Log values are detached 0-d tensors (no device sync).
+backward leaves no gradient on them (except under DDP, see :func:`frozen`). The discriminators run in the
+original's order, in every epoch: ``disc_step`` feeds each of them the fake input, then the real one, and
+``gen_loss`` the fake (and, for D_t's feature targets, the real) input. Before ``Training.pretrain`` these
+forwards still run, without gradients and without an update, as in the original: their spectral-norm
+vectors advance with each training-mode forward, and the patch discriminator's ActNorm initialises itself
+on the fake frames of the first batch. Log values are detached 0-d tensors (no device sync).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,7 +60,20 @@ def feature_matching(fmaps_fake: Sequence[Tensor], fmaps_real: Sequence[Tensor])
 
 
 # --------------------------------------------------------------------------------------------------- LPIPS
-def make_lpips(vgg_weights: str | None = None, allow_random_backbone: bool = False) -> nn.Module:
+class PinnedDropout(nn.Dropout):
+    """``nn.Dropout`` whose train/eval mode is fixed when it is built: ``.train()``/``.eval()`` of a parent
+    module leave it alone (the training losses' LPIPS keeps the original's active dropout everywhere)."""
+
+    def __init__(self, p: float, active: bool) -> None:
+        super().__init__(p)
+        self.training = bool(active)
+
+    def train(self, mode: bool = True) -> "PinnedDropout":
+        return self
+
+
+def make_lpips(vgg_weights: str | None = None, allow_random_backbone: bool = False,
+               dropout: bool = False) -> nn.Module:
     """``lpips.LPIPS(net='vgg')`` (v0.1 linear heads shipped with the package) without network access.
 
     The VGG16 ImageNet backbone (``vgg16-397923af.pth``) is read from ``vgg_weights`` or, when that is None,
@@ -65,10 +82,20 @@ def make_lpips(vgg_weights: str | None = None, allow_random_backbone: bool = Fal
     stays random and a warning is logged. The result maps frames ``(N, 3, H, W)`` in [-1, 1] to distances
     ``(N, 1, 1, 1)``, is in eval mode and has no trainable parameters. One implementation serves training
     and evaluation: this delegates to :func:`metrics.lpips_metric.load_lpips`.
+
+    ``dropout=True`` (``Training.lpips_dropout``, the default of stage 1 and the AE) keeps the dropout
+    (p = 0.5) before each linear head active whatever the module's mode, as in the original's losses,
+    which never switch their LPIPS to eval mode (so it is random in training and validation alike).
     """
     from metrics.lpips_metric import load_lpips  # local import: lpips/torchvision are only needed here
 
-    return load_lpips("cpu", vgg_weights, allow_random_backbone)
+    model = load_lpips("cpu", vgg_weights, allow_random_backbone)
+    for head in model.lins:
+        layers = head.model
+        for i, layer in enumerate(layers):
+            if isinstance(layer, nn.Dropout):
+                layers[i] = PinnedDropout(layer.p, dropout)
+    return model
 
 
 # -------------------------------------------------------------------------------------------- the module
@@ -131,11 +158,12 @@ class Stage1Loss(nn.Module):
         return epoch >= self.pretrain
 
     def sample_indices(self, batch: int, n_frames: int, device: torch.device | str) -> Stage1Indices:
-        """Draw the temporal window and the patch frames of one iteration."""
+        """Draw the temporal window and the patch frames of one iteration from numpy's global generator, as
+        the original does (the window start only for clips of 16+ frames), so torch's stream is untouched."""
         t_len = temporal_crop_length(n_frames, self.subsample_length)
-        t_start = int(torch.randint(0, n_frames - t_len + 1, ()).item())  # CPU generator: no device sync
-        frames = torch.randint(0, batch * n_frames, (self.n_patch_frames,), device=device)
-        return Stage1Indices(t_start, t_len, frames)
+        t_start = int(np.random.randint(0, n_frames - t_len + 1)) if n_frames >= 16 else 0
+        frames = torch.from_numpy(np.random.randint(0, batch * n_frames, self.n_patch_frames)).long()
+        return Stage1Indices(t_start, t_len, frames.to(device, non_blocking=True))
 
     @staticmethod
     def temporal_crop(video: Tensor, idx: Stage1Indices) -> Tensor:
@@ -155,19 +183,25 @@ class Stage1Loss(nn.Module):
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Loss of D_t (hinge + w_GP * R1) plus D_s (hinge) on real / detached fake videos (B, T, 3, H, W).
 
-        Returns ``(None, {})`` before ``pretrain`` (the discriminators are not trained then).
+        Each discriminator sees the fake input first, then the real one (the original's order). Before
+        ``pretrain`` the four forwards run without gradients and ``(None, {})`` is returned (no update).
         """
-        if not self.gan_active(epoch):
-            return None, {}
         idx = self._indices(real, indices)
         fake = fake.detach()
+        if not self.gan_active(epoch):
+            with torch.no_grad():  # as the original: forwards (spectral norm, ActNorm init) but no update
+                self.disc_t(self.temporal_crop(fake, idx))
+                self.disc_t(self.temporal_crop(real, idx))
+                self.disc_s(self.select_frames(fake, idx))
+                self.disc_s(self.select_frames(real, idx))
+            return None, {}
         real_crop = self.temporal_crop(real, idx).detach().requires_grad_(self.w_GP > 0)  # (B, L, 3, H, W)
-        logit_real, _ = self.disc_t(real_crop)  # (B, 1)
         logit_fake, _ = self.disc_t(self.temporal_crop(fake, idx))  # (B, 1)
+        logit_real, _ = self.disc_t(real_crop)  # (B, 1)
         loss_t = hinge_d_loss(logit_real, logit_fake)
         r1 = r1_penalty(logit_real, real_crop) if self.w_GP > 0 else torch.zeros((), device=real.device)
-        patch_real = self.disc_s(self.select_frames(real, idx))  # (N, 1, h, w)
         patch_fake = self.disc_s(self.select_frames(fake, idx))  # (N, 1, h, w)
+        patch_real = self.disc_s(self.select_frames(real, idx))  # (N, 1, h, w)
         loss_s = hinge_d_loss(patch_real, patch_fake)
         total = loss_t + self.w_GP * r1 + loss_s
         log = {
@@ -191,7 +225,10 @@ class Stage1Loss(nn.Module):
         epoch: int,
         indices: Stage1Indices | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Encoder/generator loss for real ``x`` and reconstruction ``x_hat`` (B, T, 3, H, W), latents (B, z)."""
+        """Encoder/generator loss for real ``x`` and reconstruction ``x_hat`` (B, T, 3, H, W), latents (B, z).
+
+        Before ``pretrain`` the loss has no adversarial terms, but the discriminators still see the fake
+        (and real) inputs without gradients, as in the original."""
         recon = (x_hat - x).abs().mean()
         if self.w_percep:
             percep = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()  # frames (B*T, 3, H, W)
@@ -200,8 +237,13 @@ class Stage1Loss(nn.Module):
         kl = kl_divergence(mu, logvar)
         loss = self.w_recon * recon + self.w_percep * percep + self.w_kl * kl
         log = {"gen/recon_l1": recon, "gen/lpips": percep, "gen/kl": kl}
-        if self.gan_active(epoch):
-            idx = self._indices(x, indices)
+        idx = self._indices(x, indices)
+        if not self.gan_active(epoch):
+            with torch.no_grad():  # outputs unused; the original's forwards advance spectral norm
+                self.disc_t(self.temporal_crop(x_hat, idx))
+                self.disc_t(self.temporal_crop(x, idx))
+                self.disc_s(self.select_frames(x_hat, idx))
+        else:
             with frozen(self.disc_t, self.disc_s):
                 logit_fake, fmaps_fake = self.disc_t(self.temporal_crop(x_hat, idx))  # (B, 1), 4 maps
                 with torch.no_grad():

@@ -32,7 +32,8 @@ class AETrainer:
         self.tr = tr = cfg["Training"]
         self.device = ctx.device
         nets = build_ae(cfg)
-        perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"]).to(self.device).eval()
+        # dropout of the loss's LPIPS active by default (Training.lpips_dropout), as the original's
+        perceptual = make_lpips(tr["lpips_weights"], tr["allow_random_lpips"], tr["lpips_dropout"]).to(self.device)
         self.encoder = wrap_model(nets["encoder"], self.device, ctx.dist, tr["compile"])
         self.decoder = wrap_model(nets["decoder"], self.device, ctx.dist, tr["compile"])
         self.disc = nets["disc"].to(self.device)  # outside DDP, gradients averaged by hand
@@ -40,8 +41,9 @@ class AETrainer:
         ae_params = list(self.encoder.parameters()) + list(self.decoder.parameters())
         self.opt_ae = torch.optim.Adam(ae_params, lr=tr["lr"], weight_decay=tr["weight_decay"])
         self.opt_d = torch.optim.Adam(self.disc.parameters(), lr=tr["lr"], weight_decay=tr["weight_decay"])
-        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.opt_ae, mode="min", factor=0.5, patience=1, min_lr=1e-8, threshold=1e-4, threshold_mode="abs")
+        plateau = lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(  # noqa: E731
+            o, mode="min", factor=0.5, patience=1, min_lr=1e-8, threshold=1e-4, threshold_mode="abs")
+        self.sched, self.sched_d = plateau(self.opt_ae), plateau(self.opt_d)  # AE and discriminator, as the original
         self.start_epoch, self.step, self.best = 0, 0, None
         self.train_loader = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
                                         distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True)
@@ -64,7 +66,9 @@ class AETrainer:
         return batch["seq"][:, 0].to(self.device, non_blocking=True)  # (B, 3, H, W)
 
     def train_step(self, x: torch.Tensor, epoch: int) -> dict:
-        """Encoder/decoder update, then (from ``pretrain``) the discriminator update."""
+        """Encoder/decoder update, then the discriminator's forwards on real and fake frames (in every epoch,
+        as the original) and its update from epoch ``pretrain`` whenever its loss is above 0 (the original's
+        rule; under DDP on any rank)."""
         with autocast(self.device, self.tr["amp"]):
             posterior = self.encoder(x)
             x_hat = self.decoder(posterior.mode())  # (B, 3, H, W): the mode, as the original decodes
@@ -75,20 +79,21 @@ class AETrainer:
             torch.nn.utils.clip_grad_norm_(list(self.encoder.parameters()) + list(self.decoder.parameters()),
                                            self.tr["grad_clip"])
         self.opt_ae.step()
-        if epoch >= self.tr["pretrain"]:
-            with autocast(self.device, self.tr["amp"]):
-                d_loss, d_logs = self.loss(x, x_hat.detach(), posterior, 1, epoch)
+        training = epoch >= self.tr["pretrain"]
+        with autocast(self.device, self.tr["amp"]), torch.set_grad_enabled(training):
+            d_loss, d_logs = self.loss(x, x_hat.detach(), posterior, 1, epoch)
+        if training and reduce_mean({"d": d_loss}, self.ctx.dist)["d"] > 0:
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             average_gradients(self.disc, self.ctx.dist)
             self.opt_d.step()
-            logs.update(d_logs)
+        logs.update(d_logs)
         return logs
 
     def train_epoch(self, epoch: int) -> dict:
         for m in (self.encoder, self.decoder, self.disc):
             m.train()
-        tracker = MeanTracker()
+        tracker, logs = MeanTracker(), {}
         max_steps = self.tr["max_steps_per_epoch"]
         for batch in tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
                           desc=f"AE epoch {epoch}", disable=not self.ctx.dist.is_main, leave=False):
@@ -99,20 +104,31 @@ class AETrainer:
                 if not all_finite(*[torch.as_tensor(v) for v in logs.values()]):
                     raise FloatingPointError(f"non-finite AE loss at step {self.step}: {logs}")
                 self.ctx.log.log_step(reduce_mean(logs, self.ctx.dist), self.step)
-        return {k.replace("/", "_"): v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
+        out = {k.replace("/", "_"): v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
+        if "train/rec_loss" in logs:  # what the original's plateau schedulers step on (mean over ranks)
+            out["last_batch_rec_loss"] = reduce_mean({"v": logs["train/rec_loss"]}, self.ctx.dist)["v"]
+        return out
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict:
-        """Validation reconstruction loss (L1 + LPIPS per pixel, as trained) with the posterior mean."""
+        """Validation reconstruction loss (L1 + LPIPS per pixel, as trained) with the posterior mode.
+
+        As in the original, the encoder and decoder are in eval mode and the discriminator (left in training
+        mode) still sees the reconstruction, the real and the fake frames of each batch: its spectral-norm
+        vectors advance, although its outputs are not part of the validation loss."""
         self.encoder.eval()
         self.decoder.eval()
+        self.disc.train()
         tracker, shown = MeanTracker(), None
         max_b = self.tr["max_eval_batches"]
         for batch in tqdm(epoch_iter(self.eval_loader, 0, max_b), total=n_steps(self.eval_loader, max_b),
                           desc="AE validation", disable=not self.ctx.dist.is_main, leave=False):
             x = self._frames(batch)
-            x_hat = self.decoder(self.encoder(x).mode()).float()
-            tracker.add({"rec_loss": self.loss.reconstruction(x, x_hat).mean(), "L1": (x - x_hat).abs().mean()})
+            posterior = self.encoder(x)
+            x_hat = self.decoder(posterior.mode()).to(x.dtype)  # fp32 under autocast
+            _, logs = self.loss(x, x_hat, posterior, 0, epoch, split="val")
+            self.loss(x, x_hat, posterior, 1, epoch, split="val")
+            tracker.add({"rec_loss": logs["val/rec_loss"], "L1": (x - x_hat).abs().mean()})
             shown = shown if shown is not None else torch.stack([x[:8].cpu(), x_hat[:8].cpu()])
         if shown is not None and self.tr["save_media"] and self.ctx.dist.is_main:
             rows = [torch.cat(list(r), dim=-1).unsqueeze(0) for r in shown]  # (1, 3, H, n*W) each
@@ -131,7 +147,7 @@ class AETrainer:
             "state_dict": {"encoder": unwrap(self.encoder).state_dict(), "decoder": unwrap(self.decoder).state_dict(),
                            "disc": self.disc.state_dict()},
             "optim_state_dict": {"ae": self.opt_ae.state_dict(), "disc": self.opt_d.state_dict()},
-            "scheduler_state_dict": self.sched.state_dict(),
+            "scheduler_state_dict": {"ae": self.sched.state_dict(), "disc": self.sched_d.state_dict()},
         }, self.ctx.run_dir / "latest_checkpoint_AE.pth")
 
     def resume(self, folder: Path) -> None:
@@ -142,7 +158,12 @@ class AETrainer:
             unwrap(module).load_state_dict(ckpt["state_dict"][name])
         self.opt_ae.load_state_dict(ckpt["optim_state_dict"]["ae"])
         self.opt_d.load_state_dict(ckpt["optim_state_dict"]["disc"])
-        self.sched.load_state_dict(ckpt["scheduler_state_dict"])
+        scheds = ckpt["scheduler_state_dict"]
+        if "ae" in scheds:
+            self.sched.load_state_dict(scheds["ae"])
+            self.sched_d.load_state_dict(scheds["disc"])
+        else:  # a checkpoint written before the discriminator had its scheduler
+            self.sched.load_state_dict(scheds)
         self.start_epoch, self.step, self.best = resume_counters(ckpt)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
@@ -150,8 +171,14 @@ class AETrainer:
         metrics: dict = {}
         for epoch in range(self.start_epoch, self.tr["n_epochs"]):
             train_logs = self.train_epoch(epoch)
-            metrics = self.validate(epoch)  # every rank: the plateau scheduler must agree across ranks
-            self.sched.step(metrics["rec_loss"])
+            metrics = self.validate(epoch)  # every rank: the plateau schedulers must agree across ranks
+            if self.tr["plateau_metric"] == "last_batch":  # the original: the last training batch's loss
+                plateau = train_logs.get("last_batch_rec_loss")
+            else:  # LPIPS dropout makes the validation loss differ between ranks: their mean
+                plateau = reduce_mean({"v": metrics["rec_loss"]}, self.ctx.dist)["v"]
+            if plateau is not None:
+                self.sched.step(plateau)
+                self.sched_d.step(plateau)
             improved = finish_epoch(self, epoch, train_logs, metrics, metrics["rec_loss"],
                                     lr=self.opt_ae.param_groups[0]["lr"])
             self.save(epoch, improved)  # rank 0 only
