@@ -254,8 +254,10 @@ def test_loss_from_config_with_lpips_factory() -> None:
     loss_fn = AELoss.from_config(cfg, _TinyDisc())
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     x_hat = (x + 0.3 * torch.randn_like(x)).clamp(-1, 1)
+    torch.manual_seed(1)  # LPIPS dropout is active (Training.lpips_dropout): the same masks for both calls
     p = loss_fn.perceptual(x, x_hat)
     assert p.shape == (2, 1, 1, 1) and torch.all(p > 0)
+    torch.manual_seed(1)
     rec = loss_fn.reconstruction(x, x_hat)
     torch.testing.assert_close(rec, (x - x_hat).abs() + p)
     assert not any(q.requires_grad for q in loss_fn.perceptual.parameters())

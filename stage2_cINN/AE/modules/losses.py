@@ -69,13 +69,15 @@ class AELoss(nn.Module):
         """Build from a parsed AE config (``Training.w_kl``, ``Training.pretrain``).
 
         Without ``perceptual``, LPIPS (VGG) is built by the stage-1 factory from ``Training.lpips_weights``
-        (``Training.allow_random_lpips`` permits a random backbone, tests/demo only).
+        (``Training.allow_random_lpips`` permits a random backbone, tests/demo only; ``Training.lpips_dropout``
+        keeps its dropout active, as the original).
         """
         training = config["Training"]
         if perceptual is None:
             from stage1_VAE.modules.losses import make_lpips
 
-            perceptual = make_lpips(training.get("lpips_weights"), bool(training.get("allow_random_lpips", False)))
+            perceptual = make_lpips(training.get("lpips_weights"), bool(training.get("allow_random_lpips", False)),
+                                    bool(training.get("lpips_dropout", True)))
         return cls(discriminator, perceptual, w_kl=training["w_kl"], pretrain=training["pretrain"])
 
     def reconstruction(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
