@@ -14,6 +14,7 @@ else 0], and ``config['Training']['control']`` [False].
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
@@ -32,13 +33,14 @@ from .layouts import IMAGE_EXTENSIONS, MODES, Layout, get_layout
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DataLayoutError", "Video", "FrameFolderDataset", "find_videos", "build_dataset", "get_dataset",
-           "get_loader"]
+__all__ = ["DataLayoutError", "Video", "FrameFolderDataset", "find_videos", "frame_gaps", "build_dataset",
+           "get_dataset", "get_loader"]
 
 EVAL_SEED = 0  # seeds the per-index start frame of eval/test clips
 TEST_CLIPS_SEED = 0  # seeds the fixed set of iPER test clips
 _MODE_ALIASES = {"val": "eval", "valid": "eval", "validation": "eval"}
 _MAX_LISTED = 10
+_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
 
 
 class DataLayoutError(I2VError, ValueError):
@@ -69,6 +71,30 @@ def _list_frames(video_dir: Path, extensions: tuple[str, ...]) -> np.ndarray:
     names = [p.name for p in video_dir.iterdir()  # hidden files (e.g. macOS '._frame1.jpg') are not frames
              if p.suffix.lower() in extensions and not p.name.startswith(".") and p.is_file()]
     return np.array(natsorted(names), dtype=str)
+
+
+def frame_gaps(names: Sequence[str]) -> list[tuple[str, str]]:
+    """``(before, after)`` pairs of neighbouring frames whose numbers (the last number in the name) are not
+    consecutive, e.g. ``('frame11.jpg', 'frame13.jpg')``; empty when the names carry no numbers."""
+    numbers = []
+    for name in names:
+        match = _LAST_NUMBER.search(Path(str(name)).stem)
+        if match is None:
+            return []
+        numbers.append(int(match.group(1)))
+    return [(str(a), str(b)) for a, b, x, y in zip(names, names[1:], numbers, numbers[1:]) if y != x + 1]
+
+
+def _warn_gaps(videos: Sequence[Video], split: Path) -> None:
+    """One warning per video with missing frames (the first ``_MAX_LISTED`` videos, then a count)."""
+    gapped = [(v, g) for v in videos if (g := frame_gaps(v.frames))]
+    for video, gaps in gapped[:_MAX_LISTED]:
+        shown = ", ".join(f"{a} -> {b}" for a, b in gaps[:3]) + (" ..." if len(gaps) > 3 else "")
+        logger.warning("%s: %d gap(s) in the frame numbers (%s); clips across a gap join non-consecutive frames",
+                       video.path, len(gaps), shown)
+    if len(gapped) > _MAX_LISTED:
+        logger.warning("%d more videos in %s have gaps in their frame numbers (python -m data.check -cf <config> "
+                       "lists them)", len(gapped) - _MAX_LISTED, split)
 
 
 def _subfolders(folder: Path, depth: int) -> list[Path]:
@@ -136,6 +162,7 @@ def find_videos(layout: Layout, data: Mapping[str, Any], mode: str) -> list[Vide
     if not videos:
         raise DataLayoutError(f"no video in {split} (mode '{mode}') has at least sequence_length={length} frames "
                               f"with extension {'/'.join(extensions)}; {layout.expected(root)}")
+    _warn_gaps(videos, split)
     return videos
 
 

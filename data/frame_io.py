@@ -11,8 +11,8 @@ import torch
 
 from utils.errors import I2VError
 
-__all__ = ["FrameReadError", "POSITIONS_FILE", "read_clip", "read_positions", "write_positions", "write_frame",
-           "extract_video_frames"]
+__all__ = ["BadClipsError", "FrameReadError", "POSITIONS_FILE", "read_clip", "read_frame", "read_positions",
+           "write_positions", "write_frame", "extract_video_frames"]
 
 POSITIONS_FILE = "endeffector_positions.csv"
 
@@ -21,17 +21,26 @@ class FrameReadError(I2VError, OSError):
     """A frame image (or a positions file) could not be read or decoded."""
 
 
+class BadClipsError(FrameReadError):
+    """Too many clips of an epoch had unreadable frames (more than the loader's allowed fraction)."""
+
+
+def read_frame(path: Path) -> np.ndarray:
+    """Decode one image with OpenCV into BGR uint8 ``(H, W, 3)``; :class:`FrameReadError` names the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        size = Path(path).stat().st_size if Path(path).is_file() else None
+        why = "missing" if size is None else "an empty file" if size == 0 else "not a valid image file"
+        raise FrameReadError(f"cannot read image {path}: {why}")
+    return image
+
+
 def read_clip(paths: Sequence[Path]) -> torch.Tensor:
     """Decode frames with OpenCV into a uint8 RGB tensor ``(T, 3, H, W)``.
 
     Frames whose size differs from the first frame's are resized to it, so one clip stacks into a tensor.
     """
-    frames = []
-    for path in paths:
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise FrameReadError(f"cannot read image {path}: missing, unreadable or not a valid image file")
-        frames.append(image)
+    frames = [read_frame(path) for path in paths]
     height, width = frames[0].shape[:2]
     frames = [f if f.shape[:2] == (height, width) else cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA)
               for f in frames]

@@ -10,12 +10,15 @@ Inception and the torchvision VGG16 in torch hub's checkpoint cache
 evaluation scripts' ``-weights_dir``) replaces both roots: one folder laid out like ``models/``
 (``PI3D/model_rgb.pth``, ``DTI3D/length16/I3D_16.pth.tar``, ...) with the Inception and VGG16 files
 at its top level under their released names.
+
+State dicts are read with ``weights_only=True`` and no fallback (see :mod:`utils.checkpoint`). The TorchScript
+I3D (``i3d_torchscript.pt``) is different: a TorchScript file is a program, and loading it runs its code, so
+it must come from a trusted source (the link below).
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -44,7 +47,8 @@ WEIGHTS: dict[str, WeightsSpec] = {
         "https://github.com/hassony2/kinetics_i3d_pytorch/blob/master/model/model_rgb.pth"),
     "i3d_torchscript": WeightsSpec(
         "PI3D/i3d_torchscript.pt", False,
-        "StyleGAN-V's FVD detector, https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1"),
+        "StyleGAN-V's FVD detector, https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1 "
+        "(TorchScript is code: use only this trusted file)"),
     "dtdb_i3d_16": WeightsSpec(
         "DTI3D/length16/I3D_16.pth.tar", False,
         "the authors' DTI3D folder, https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"),
@@ -106,11 +110,9 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
 
     A ``module.`` prefix (from ``nn.DataParallel``) is removed.
     """
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        logger.warning("%s holds non-tensor objects; loading it with weights_only=False", path)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+    from utils.checkpoint import safe_load
+
+    obj = safe_load(path)  # weights_only=True; a file with pickled objects is refused (utils.checkpoint)
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]
     if not isinstance(obj, dict):

@@ -7,22 +7,24 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from data import get_dataset, make_loader
 from stage1_VAE.modules import build_stage1
 from stage1_VAE.modules.losses import Stage1Loss, make_lpips
 from utils.amp import autocast, make_scaler
 from utils.distributed import barrier, reduce_mean
 from utils.errors import MissingFileError
+from utils.fingerprint import PATCH_DISC, STAGE1_DECODER, STAGE1_ENCODER, TEMPORAL_DISC, expected_values
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, finish_epoch, load_training_state,
-    n_steps, psnr, resume_counters, resume_file, save_training_state, ssim, sync_initialised_params, wrap_model,
+    FiniteMonitor, MeanTracker, average_gradients, build_loaders, current_rng, epoch_iter,
+    finish_epoch, load_checkpoint_set, n_steps, psnr, restore_training_state, resume_counters,
+    save_checkpoint_set, ssim, sync_initialised_params, training_state, wrap_model,
 )
 from utils.video import grid, save_gif, save_mp4, side_by_side
 
 logger = logging.getLogger(__name__)
 
 CKPT_NAMES = {"GEN": "decoder", "ENC": "encoder", "DISC_t": "disc_t", "DISC_s": "disc_s"}
+PART_KINDS = {"GEN": STAGE1_DECODER, "ENC": STAGE1_ENCODER, "DISC_t": TEMPORAL_DISC, "DISC_s": PATCH_DISC}
 
 
 class Stage1Trainer:
@@ -53,15 +55,8 @@ class Stage1Trainer:
         self.sched_g, self.sched_dt, self.sched_ds = exp(self.opt_g), exp(self.opt_dt), exp(self.opt_ds)
         self.scaler = make_scaler(self.device, tr["amp"])
         self.start_epoch, self.step, self.best = 0, 0, None
-        bs_eval = tr["bs_eval"] or tr["bs"]
-        self.train_loader = make_loader(
-            get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
-            distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True,
-        )
-        self.eval_loader = make_loader(
-            get_dataset(cfg, "eval"), bs_eval, shuffle=False, workers=tr["workers"],
-            distributed=False, seed=tr["seed"], drop_last=False,
-        )
+        self.finite = FiniteMonitor(self.device, "stage-1")
+        self.train_loader, self.eval_loader = build_loaders(ctx)
         self.fvd = _make_fvd(cfg, self.device)
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
@@ -82,30 +77,36 @@ class Stage1Trainer:
             "DISC_s": (self.disc_s, self.opt_ds, self.sched_ds),
         }
 
+    def _files(self, prefix: str, names, epoch: int, **extra) -> dict:
+        return {f"{prefix}_{name}.pth": training_state(epoch, *self._parts()[name], **(extra if name == "GEN" else {}))
+                for name in names}
+
     def save(self, epoch: int) -> None:
-        """Write ``latest_checkpoint_{GEN,ENC,DISC_t,DISC_s}.pth`` atomically (rank 0)."""
+        """Write ``latest_checkpoint_{GEN,ENC,DISC_t,DISC_s}.pth`` as one checkpoint set (rank 0), never from
+        non-finite losses or weights."""
+        self.finite.check()
         if not self.ctx.dist.is_main:
             return
-        extra = {"rng": current_rng(), "step": self.step, "best": self.best}
-        for name, (model, opt, sched) in self._parts().items():
-            save_training_state(self.ctx.run_dir / f"latest_checkpoint_{name}.pth", epoch, model, opt, sched,
-                                **(extra if name == "GEN" else {}))
+        extra = dict(rng=current_rng(), step=self.step, best=self.best)
+        save_checkpoint_set(self.ctx, "latest_checkpoint", self._files("latest_checkpoint", self._parts(), epoch,
+                                                                       **extra), epoch)
 
     def save_best(self, epoch: int) -> None:
-        if not self.ctx.dist.is_main:
-            return
-        for name in ("GEN", "ENC"):
-            model, opt, sched = self._parts()[name]
-            save_training_state(self.ctx.run_dir / f"best_PFVD_{name}.pth", epoch, model, opt, sched)
+        self.finite.check()
+        if self.ctx.dist.is_main:
+            save_checkpoint_set(self.ctx, "best_PFVD", self._files("best_PFVD", ("GEN", "ENC"), epoch), epoch)
 
     def resume(self, folder: Path) -> None:
-        """Continue exactly where ``latest_checkpoint_*`` in ``folder`` stopped (epoch, optimisers,
-        schedulers, RNG). Each discriminator gets its own scheduler back (the original loaded the D_s
-        scheduler into the D_t one)."""
-        paths = {name: resume_file(folder, f"latest_checkpoint_{name}") for name in self._parts()}  # all or none
-        ckpts = {name: load_training_state(paths[name], model, opt, sched, map_location=self.device)
-                 for name, (model, opt, sched) in self._parts().items()}
-        self.start_epoch, self.step, self.best = resume_counters(ckpts["GEN"])
+        """Continue exactly where the newest complete ``latest_checkpoint_*`` set in ``folder`` stopped (epoch,
+        optimisers, schedulers, RNG); parts of different epochs are refused. Each discriminator gets its own
+        scheduler back (the original loaded the D_s scheduler into the D_t one)."""
+        files = {f"latest_checkpoint_{name}.pth": name for name in self._parts()}
+        ckpts = load_checkpoint_set(folder, "latest_checkpoint", files, map_location=self.device)
+        for file, (path, ckpt) in ckpts.items():
+            name = files[file]
+            restore_training_state(ckpt, path, *self._parts()[name], kind=PART_KINDS[name],
+                                   expected=expected_values(PART_KINDS[name], self.ctx.config))
+        self.start_epoch, self.step, self.best = resume_counters(ckpts["latest_checkpoint_GEN.pth"][1], self.ctx)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     # ------------------------------------------------------------------ training
@@ -155,9 +156,9 @@ class Stage1Trainer:
             logs = self.train_step(seq, epoch)
             tracker.add(logs)
             self.step += 1
+            self.finite.add(logs, self.step)  # checked now on the CPU; on CUDA at logging steps and saves
             if self.step % self.tr["verbose_idx"] == 0:
-                if not all_finite(*[torch.as_tensor(v) for v in logs.values()]):
-                    raise FloatingPointError(f"non-finite stage-1 loss at step {self.step}: {logs}")
+                self.finite.check()
                 shown = reduce_mean(logs, self.ctx.dist)
                 self.ctx.log.log_step({f"train/{k}": v for k, v in shown.items()}, self.step)
                 bar.set_postfix(loss=f"{shown.get('gen/total', float('nan')):.3f}")
@@ -216,6 +217,7 @@ class Stage1Trainer:
         for epoch in range(self.start_epoch, self.tr["n_epochs"]):
             train_logs = self.train_epoch(epoch)
             metrics = self.validate(epoch) if self.ctx.dist.is_main else {}
+            self.finite.check_metrics(metrics, epoch)
             score = (metrics[key] if key in metrics else metrics["L1"] + metrics["LPIPS"]) if metrics else None
             if finish_epoch(self, epoch, train_logs, metrics, score):
                 self.save_best(epoch)

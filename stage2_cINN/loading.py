@@ -17,9 +17,10 @@ from typing import Iterable
 
 import torch
 
-from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
+from utils.checkpoint import check_finite, find_checkpoint, load_checkpoint, load_state_checked, state_dict_of
 from utils.config import load_config
 from utils.errors import MissingFileError
+from utils.fingerprint import AE_ENCODER, STAGE1_DECODER, STAGE1_ENCODER, expected_values
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +107,29 @@ def load_first_stage(cinn_config: dict, device: torch.device, parts: Iterable[st
         nets = build_stage1(cfg1)
     fs = cinn_config["First_stage_model"]
     files = {"decoder": fs["checkpoint_decoder"], "encoder": fs["checkpoint_encoder"]}
-    out = {"config": cfg1}
+    kinds = {"decoder": STAGE1_DECODER, "encoder": STAGE1_ENCODER}
+    out, epochs = {"config": cfg1}, {}
     for part in parts:
-        sd = state_dict_of(load_checkpoint(folder / files[part], map_location="cpu"))
-        net = nets[part].to_empty(device=device)
-        net.load_state_dict(sd)
-        out[part] = _freeze(net)
+        ckpt = load_checkpoint(folder / files[part], map_location="cpu")
+        epochs[files[part]] = ckpt.get("epoch")
+        out[part] = _freeze(load_weights(nets[part], ckpt, find_checkpoint(folder / files[part]), kinds[part], cfg1,
+                                         device))
+    if len({e for e in epochs.values() if e is not None}) > 1:
+        logger.warning("%s: the stage-1 files are from different epochs (%s)", folder,
+                       ", ".join(f"{name} epoch {e}" for name, e in epochs.items()))
     return out
+
+
+def load_weights(net: torch.nn.Module, ckpt: dict, path: Path, kind: str, config: dict, device: torch.device,
+                 z_dim: int | None = None) -> torch.nn.Module:
+    """Materialise ``net`` (built on the meta device) on ``device`` with the checkpoint's weights, refusing
+    NaN/Inf values and a file of another model or configuration size (named in the error)."""
+    sd = state_dict_of(ckpt)
+    check_finite(sd, path)
+    net = net.to_empty(device=device)
+    config_name = Path(str(config.get("_path", "the config"))).name
+    load_state_checked(net, sd, path, kind, expected_values(kind, config, z_dim), config_name)
+    return net
 
 
 def load_conditioner(cinn_config: dict, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -123,8 +140,8 @@ def load_conditioner(cinn_config: dict, device: torch.device) -> tuple[torch.nn.
     cfg_ae = load_config(folder / "config_stage2_AE.yaml", "ae")
     with torch.device("meta"):
         enc = build_ae_encoder(cfg_ae["AE"])
-    enc = enc.to_empty(device=device)
-    enc.load_state_dict(state_dict_of(load_checkpoint(folder / names[1], map_location="cpu")))
+    path = find_checkpoint(folder / names[1])
+    enc = load_weights(enc, load_checkpoint(folder / names[1], map_location="cpu"), path, AE_ENCODER, cfg_ae, device)
     return _freeze(enc), cfg_ae
 
 

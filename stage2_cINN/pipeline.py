@@ -22,10 +22,12 @@ import torch.nn.functional as F
 
 from stage1_VAE.modules.perf import freeze_spectral_norm
 from stage2_cINN.loading import (
-    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage, resolve,
+    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage, load_weights,
+    resolve,
 )
-from utils.checkpoint import find_checkpoint, load_checkpoint, state_dict_of
+from utils.checkpoint import find_checkpoint, load_checkpoint
 from utils.config import load_config
+from utils.fingerprint import CINN
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +196,9 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pip
     """Load a model folder holding ``config_stage2.yaml`` and ``cINN.pth`` and the frozen models it
     points to. A relative folder is tried as given, then relative to the repository (so
     ``load_model("models/demo/stage2")`` works from anywhere). Every missing file is reported by full
-    path in one error, with the expected layout."""
+    path in one error, with the expected layout. Files are read with ``weights_only=True``
+    (:mod:`utils.checkpoint`); NaN/Inf weights and a file of another model or configuration size are
+    refused with an error naming the file."""
     from stage2_cINN.modules import build_cinn
 
     device = torch.device(device)
@@ -208,9 +212,11 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pip
     check_files(config, extra=[] if cinn_file else [folder.resolve() / "cINN.pth"])
     first = load_first_stage(config, device)
     conditioner, cfg_ae = load_conditioner(config, device)
-    flow = build_cinn(config, int(first["config"]["Decoder"]["z_dim"]))
-    flow.load_state_dict(state_dict_of(load_checkpoint(cinn_file, map_location="cpu")))
-    flow = flow.to(device).eval()
+    z_dim = int(first["config"]["Decoder"]["z_dim"])
+    with torch.device("meta"):
+        flow = build_cinn(config, z_dim)
+    flow = load_weights(flow, load_checkpoint(cinn_file, map_location="cpu"), cinn_file, CINN, config, device, z_dim)
+    flow = flow.eval()
     for p in flow.parameters():
         p.requires_grad_(False)
     logger.info("loaded model from %s on %s", folder, device)

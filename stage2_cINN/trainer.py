@@ -7,18 +7,20 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from data import get_dataset, make_loader
 from stage2_cINN.loading import check_files, embed_start_frame, load_conditioner, load_first_stage
 from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
-from utils.checkpoint import atomic_save
+from utils.checkpoint import check_finite
 from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
+from utils.errors import NonFiniteLossError
+from utils.fingerprint import CINN, expected_values
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, current_rng, epoch_iter, finish_epoch, load_training_state, n_steps, resume_counters, resume_file,
-    save_training_state, sync_initialised_params, wrap_model,
+    MeanTracker, build_loaders, current_rng, epoch_iter, finish_epoch, load_checkpoint_set, n_steps,
+    restore_training_state, resume_counters, save_checkpoint_set, save_weights, sync_initialised_params,
+    training_state, wrap_model,
 )
 from utils.video import grid, save_gif, side_by_side
 
@@ -49,10 +51,7 @@ class CINNTrainer:
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=tr["step_size"], gamma=tr["gamma"])
         self.guard = NonFiniteGuard(tr["max_nonfinite"])
         self.start_epoch, self.step, self.best = 0, 0, None
-        self.train_loader = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
-                                        distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True)
-        self.eval_loader = make_loader(get_dataset(cfg, "eval"), tr["bs_eval"] or tr["bs"], shuffle=False,
-                                       workers=tr["workers"], distributed=False, seed=tr["seed"], drop_last=False)
+        self.train_loader, self.eval_loader = build_loaders(ctx)
         from stage1_VAE.trainer import _make_fvd
 
         self.fvd = _make_fvd(cfg, self.device) if tr["fvd_samples"] else None
@@ -100,6 +99,7 @@ class CINNTrainer:
             tracker.add(logs)
             if self.step % self.tr["verbose_idx"] == 0:
                 self.ctx.log.log_step({f"train/{k}": v for k, v in reduce_mean(logs, self.ctx.dist).items()}, self.step)
+        self.guard.end_epoch(epoch)  # an epoch whose every step was skipped is an error
         self.sched.step()
         out = {f"train_{k}": v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
         out["skipped_steps"] = self.guard.total_skipped
@@ -134,31 +134,39 @@ class CINNTrainer:
         return out
 
     def save(self, epoch: int, best: bool) -> None:
+        """``cINN.pth`` on a new best (the released format: only the flow) and ``latest_checkpoint_cINN.pth``
+        (rank 0); never non-finite."""
         if not self.ctx.dist.is_main:
             return
         if best:  # the released format: only the flow
-            atomic_save({"state_dict": self.flow.state_dict()}, self.ctx.run_dir / "cINN.pth")
-        # with embedder_train_mode the embedder's running statistics drift: keep them for an exact resume
-        drift = {"embedder_state": self.conditioner.state_dict()} if self.tr["embedder_train_mode"] else {}
-        save_training_state(self.ctx.run_dir / "latest_checkpoint_cINN.pth", epoch, self.flow, self.opt, self.sched,
-                            rng=current_rng(), step=self.step, best=self.best, **drift)
+            save_weights(self.ctx, {"state_dict": self.flow.state_dict()}, "cINN.pth")
+        extra = dict(rng=current_rng(), step=self.step, best=self.best)
+        if self.tr["embedder_train_mode"]:  # the embedder's running statistics drift: keep them for an exact resume
+            extra["embedder_state"] = self.conditioner.state_dict()
+        save_checkpoint_set(self.ctx, "latest_checkpoint", {
+            "latest_checkpoint_cINN.pth": training_state(epoch, self.flow, self.opt, self.sched, **extra)}, epoch)
 
     def resume(self, folder: Path) -> None:
-        ckpt = load_training_state(resume_file(folder, "latest_checkpoint_cINN"), self.flow, self.opt, self.sched,
-                                   map_location=self.device)
+        (path, ckpt), = load_checkpoint_set(folder, "latest_checkpoint", ["latest_checkpoint_cINN.pth"],
+                                            map_location=self.device).values()
+        restore_training_state(ckpt, path, self.flow, self.opt, self.sched, kind=CINN,
+                               expected=expected_values(CINN, self.ctx.config, self.z_dim))
         if ckpt.get("embedder_state") is not None and self.tr["embedder_train_mode"]:
+            check_finite(ckpt["embedder_state"], path)
             self.conditioner.load_state_dict(ckpt["embedder_state"])
-        self.start_epoch, self.step, self.best = resume_counters(ckpt)
+        self.start_epoch, self.step, self.best = resume_counters(ckpt, self.ctx)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     def fit(self) -> dict:
         metrics: dict = {}
+        key = self.fvd.name if self.fvd is not None else "nll"
         for epoch in range(self.start_epoch, self.tr["n_epochs"]):
             train_logs = self.train_epoch(epoch)
             if self.ctx.dist.is_main:
                 metrics = self.validate(epoch)
-                key = self.fvd.name if self.fvd is not None else "nll"
                 self.save(epoch, finish_epoch(self, epoch, train_logs, metrics, metrics[key]))
             barrier(self.ctx.dist)
+        if self.ctx.dist.is_main and self.start_epoch < self.tr["n_epochs"] and self.best is None:
+            raise NonFiniteLossError(f"no epoch gave a finite validation score ({key}): no cINN.pth was written")
         self.ctx.log.finish()
         return metrics

@@ -220,7 +220,8 @@ def _common_training() -> dict:
         "verbose_idx": Key(PosInt, 30),
         "savename": "run",
         "save_path": "runs",
-        "reload_path": opt(Text, ""),
+        "reload_path": opt(Text, ""),  # a run folder to resume from (its latest checkpoint set)
+        "overwrite": False,  # a fresh run in a folder holding checkpoints deletes them (else it is refused)
         "seed": 42,
         "amp": "none",  # none | bf16 | fp16 (CUDA only; a no-op on CPU)
         "compile": False,  # torch.compile the networks
@@ -456,11 +457,13 @@ def load_config(
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"config file not found: {path.resolve()}")
-    with path.open() as f:
-        try:
+    try:
+        with path.open() as f:
             config = yaml_load(f) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{_where(path)}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{_where(path)}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError as exc:  # a binary or garbled file
+        raise ConfigError(f"{_where(path)}: not valid YAML: not UTF-8 text ({exc})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{_where(path)}: top level must be a mapping of sections")
     config = apply_overrides(config, overrides, path, schema)

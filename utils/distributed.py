@@ -83,17 +83,35 @@ def barrier(info: DistInfo) -> None:
 
 
 def rng_state() -> dict:
-    """All RNG states, for exact resume."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """All RNG states, for exact resume, as tensors and plain types (loadable with ``weights_only=True``)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": list(random.getstate()),
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
+def _python_state(saved) -> tuple:
+    version, internal, gauss = saved
+    return int(version), tuple(int(v) for v in internal), gauss
+
+
+def _numpy_state(saved) -> tuple:
+    if isinstance(saved, Mapping):  # written by rng_state above
+        return (saved["kind"], np.asarray(saved["keys"], dtype=np.int64).astype(np.uint32), int(saved["pos"]),
+                int(saved["has_gauss"]), float(saved["cached_gaussian"]))
+    return tuple(saved)  # older checkpoints: numpy's own tuple
+
+
 def set_rng_state(state: Mapping) -> None:
-    """Restore what :func:`rng_state` saved."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore what :func:`rng_state` saved (also the older format with numpy's tuple)."""
+    random.setstate(_python_state(state["python"]))
+    np.random.set_state(_numpy_state(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

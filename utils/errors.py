@@ -18,3 +18,32 @@ class ArgumentError(I2VError, ValueError):
 
 class MissingFileError(I2VError, FileNotFoundError):
     """A file or folder that must exist (weights, a dataset root, a config) does not."""
+
+
+# ------------------------------------------------------------------ checkpoints, training, run folders (#18)
+class CheckpointError(I2VError, RuntimeError):
+    """A checkpoint or weights file cannot be used: unreadable, not a checkpoint, or of mixed epochs."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint holds pickled Python objects beyond tensors and plain containers (loading could run code)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint belongs to another model or to another configuration size than the one it is loaded into."""
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint (being loaded or about to be written) holds NaN or Inf values."""
+
+
+class CheckpointWriteError(I2VError, OSError):
+    """A checkpoint could not be written (typically a full disk); the previous file is kept."""
+
+
+class NonFiniteLossError(I2VError, FloatingPointError, RuntimeError):
+    """Training produced NaN/Inf losses or validation metrics; no checkpoint was written from them."""
+
+
+class RunFolderError(I2VError, RuntimeError):
+    """A run folder is in use by another run, or holds another run's checkpoints."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import sys
@@ -36,22 +37,41 @@ class CSVLogger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
-    def log(self, row: Mapping[str, Any]) -> None:
-        rows = []
-        if self.path.is_file():
-            with self.path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-        rows.append({k: v for k, v in row.items()})
+    def _rows(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        with self.path.open(newline="") as f:
+            return list(csv.DictReader(f))
+
+    def _write(self, rows: list[Mapping[str, Any]]) -> None:
+        from utils.checkpoint import atomic_write_text
+
         fields: list[str] = []
         for r in rows:
             fields += [k for k in r if k not in fields]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=fields)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path)
+        out = io.StringIO()
+        w = csv.DictWriter(out, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out.getvalue(), self.path)
+
+    def log(self, row: Mapping[str, Any]) -> None:
+        self._write(self._rows() + [dict(row)])
+
+    def drop_epochs_from(self, epoch: int) -> int:
+        """Remove the rows of ``epoch`` and later (a resumed run logs them again); returns how many."""
+        rows = self._rows()
+        kept = [r for r in rows if not _epoch_at_least(r.get("epoch"), epoch)]
+        if len(kept) != len(rows):
+            self._write(kept)
+        return len(rows) - len(kept)
+
+
+def _epoch_at_least(value: Any, epoch: int) -> bool:
+    try:
+        return int(float(value)) >= epoch
+    except (TypeError, ValueError):
+        return False
 
 
 def resolve_wandb_mode(mode: str | None) -> str:
@@ -110,6 +130,11 @@ class RunLogger:
         self.csv.log(row)
         if self.wandb is not None:
             self.wandb.log({f"epoch/{k}": v for k, v in row.items()}, step=step)
+
+    def drop_epochs_from(self, epoch: int) -> None:
+        """On resume: drop ``metrics.csv`` rows of ``epoch`` and later, which the run logs again."""
+        if self.is_main and (n := self.csv.drop_epochs_from(epoch)):
+            logger.info("%s: dropped %d row(s) of epoch %d and later (resumed there)", self.csv.path, n, epoch)
 
     def finish(self) -> None:
         if self.wandb is not None:

@@ -5,6 +5,10 @@ A run is started in two steps so that nothing is written before every input is c
 the trainer is then built (data, networks, weights files: each raises a clear error); only then
 :meth:`RunContext.open` creates the run folder, saves the merged config and starts wandb
 (:func:`run_training` does all three). The command line is :func:`cli.train_main`.
+
+One run per folder (:mod:`utils.runfolder`): :func:`start_run_from_config` already refuses a folder that
+holds another run's checkpoints or is locked by a live run; :meth:`RunContext.open` takes the folder's lock
+before it writes anything.
 """
 from __future__ import annotations
 
@@ -39,21 +43,35 @@ class RunContext:
     run_dir: Path
     schema: str = "stage1"
     log: "RunLogger | None" = None
+    lock: Any = None  # utils.runfolder.RunFolderLock, held by rank 0 once open
+    resume_epoch: int | None = None  # set by a resume: metrics.csv rows from this epoch on are dropped
 
     def open(self) -> "RunContext":
-        """Create the run folder (rank 0), its log file, the saved config and the wandb/CSV loggers (once)."""
+        """Lock the run folder (rank 0), then create it, its log file, the saved config and the wandb/CSV
+        loggers (once)."""
         if self.log is not None:
             return self
         from utils.config import save_config
         from utils.logging import RunLogger, setup_logging
+        from utils.runfolder import claim_run_folder
 
+        if self.dist.is_main:
+            self.lock = claim_run_folder(self.run_dir, self.config["Training"])
         setup_logging(self.run_dir, self.dist.rank)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.run_dir / CONFIG_NAMES[self.schema])  # the released layout's name
             logger.info("run folder %s on %s (world size %d)", self.run_dir, self.device, self.dist.world_size)
         self.log = RunLogger(self.run_dir, self.config, self.dist.is_main, self.config["Training"]["savename"])
+        if self.resume_epoch is not None:
+            self.log.drop_epochs_from(self.resume_epoch)
         return self
+
+    def close(self) -> None:
+        """Release the run folder's lock (also released by the OS when the process ends)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def check_ready(config: dict) -> dict:
@@ -84,14 +102,18 @@ def start_run_from_config(config: dict, gpu: Any = None, schema: str = "stage1",
     from utils.device import get_device
     from utils.distributed import init_distributed, seed_everything
     from utils.logging import setup_logging
+    from utils.runfolder import check_run_folder
 
     check_ready(config)
     setup_logging(rank=int(os.environ.get("RANK", 0)))
     device = get_device(gpu)
     info = init_distributed(device)
     tr = config["Training"]
+    run_dir = Path(tr["save_path"]) / tr["savename"]
+    if info.is_main:
+        check_run_folder(run_dir, tr)  # reads only: another run's checkpoints, a live run's lock
     seed_everything(tr["seed"], info.rank)
-    ctx = RunContext(config, device, info, Path(tr["save_path"]) / tr["savename"], schema)
+    ctx = RunContext(config, device, info, run_dir, schema)
     return ctx.open() if open_run else ctx
 
 
@@ -99,10 +121,13 @@ def run_training(config: dict, gpu: Any, schema: str, trainer_cls: type) -> dict
     """Start the run, build the trainer (every input checked), open the run folder, fit, leave DDP."""
     from utils.distributed import cleanup_distributed
 
+    ctx = None
     try:
         ctx = start_run_from_config(config, gpu, schema, open_run=False)
         trainer = trainer_cls(ctx)
         ctx.open()
         return trainer.fit()
     finally:
+        if ctx is not None:
+            ctx.close()
         cleanup_distributed()

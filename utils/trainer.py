@@ -1,4 +1,5 @@
-"""Pieces every training loop shares: resumable checkpoints, DDP/compile wrapping, loaders, log averaging."""
+"""Pieces every training loop shares: checkpoint sets and resume, NaN/Inf guards, DDP/compile wrapping,
+loaders (skipping unreadable clips), log averaging."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,12 @@ from typing import Any, Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
-from utils.checkpoint import atomic_save, load_checkpoint
+from utils.checkpoint import (
+    atomic_save, check_finite, load_checkpoint, load_state_checked, unwrap,
+)
+from utils.checkpoint_set import set_files, write_set
 from utils.distributed import DistInfo, rng_state, set_rng_state
-from utils.errors import MissingFileError
+from utils.errors import CheckpointError, CheckpointMismatchError, NonFiniteLossError
 
 logger = logging.getLogger(__name__)
 
@@ -22,53 +26,157 @@ def training_state(
 ) -> dict:
     """The released checkpoint format ``{'epoch','state_dict','optim_state_dict','scheduler_state_dict'}``
     plus any extra bookkeeping (RNG state, best value, global step) needed for an exact resume."""
-    from utils.checkpoint import unwrap
-
     state = {
         "epoch": epoch,
         "state_dict": unwrap(model).state_dict(),
         "optim_state_dict": optimizer.state_dict() if optimizer is not None else None,
         "scheduler_state_dict": scheduler.state_dict() if scheduler is not None else None,
     }
-    state.update(extra)
+    state.update(bookkeeping(**extra))
     return state
 
 
-def save_training_state(path: str | Path, *args: Any, **kwargs: Any) -> None:
-    """Atomically write :func:`training_state` to ``path``."""
-    atomic_save(training_state(*args, **kwargs), path)
+def bookkeeping(**extra: Any) -> dict:
+    """Extra checkpoint entries as plain types (``best`` may be a numpy float), loadable with weights_only."""
+    if extra.get("best") is not None:
+        extra["best"] = float(extra["best"])
+    return extra
 
 
-def load_training_state(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
-    scheduler: Any = None, map_location: Any = "cpu",
-) -> dict:
-    """Restore model/optimizer/scheduler from a checkpoint written by :func:`save_training_state`."""
-    from utils.checkpoint import unwrap
-
-    ckpt = load_checkpoint(path, map_location=map_location)
-    unwrap(model).load_state_dict(ckpt["state_dict"])
-    if optimizer is not None and ckpt.get("optim_state_dict") is not None:
-        optimizer.load_state_dict(ckpt["optim_state_dict"])
-    if scheduler is not None and ckpt.get("scheduler_state_dict") is not None:
-        scheduler.load_state_dict(ckpt["scheduler_state_dict"])
-    return ckpt
+def save_checkpoint_set(ctx: Any, set_name: str, files: Mapping[str, dict], epoch: int) -> None:
+    """Rank 0: write ``{file name: checkpoint}`` into the run folder as one set (:mod:`utils.checkpoint_set`),
+    after checking that no tensor in it is NaN/Inf (:class:`NonFiniteWeightsError`: nothing is written)."""
+    if not ctx.dist.is_main:
+        return
+    for name, obj in files.items():
+        check_finite(obj, ctx.run_dir / name, "write", f" (epoch {epoch}); the previous checkpoint set is kept")
+    write_set(ctx.run_dir, set_name, files, epoch)
 
 
-def resume_file(folder: str | Path, name: str) -> Path:
-    """``folder/name.pth`` (or ``.pth.tar``) of a run to resume; a clear error when it is missing."""
-    from utils.checkpoint import find_checkpoint
-
-    path = find_checkpoint(Path(folder) / name)
-    if path is None:
-        raise MissingFileError(f"cannot resume: {Path(folder) / name}.pth is missing (Training.reload_path)")
-    return path
+def save_weights(ctx: Any, obj: dict, name: str) -> None:
+    """Rank 0: atomically write a single weights file (``cINN.pth``, ``Encoder_stage2.pth``) unless non-finite."""
+    if ctx.dist.is_main:
+        check_finite(obj, ctx.run_dir / name, action="write")
+        atomic_save(obj, ctx.run_dir / name)
 
 
-def resume_counters(ckpt: Mapping) -> tuple[int, int, float | None]:
-    """(first epoch to run, global step, best value) from a checkpoint; restores its RNG state too."""
+def load_checkpoint_set(folder: str | Path, set_name: str, names: Iterable[str],
+                        map_location: Any = "cpu") -> dict[str, tuple[Path, dict]]:
+    """``{name: (path, checkpoint)}`` of the newest complete set in ``folder``; refuses files of mixed epochs
+    (a folder written before checkpoint sets existed, where a kill fell between two files)."""
+    epoch, paths = set_files(folder, set_name, names)
+    ckpts = {name: (path, load_checkpoint(path, map_location=map_location)) for name, path in paths.items()}
+    epochs = {name: ckpt.get("epoch") for name, (_, ckpt) in ckpts.items()}
+    if len(set(epochs.values()) | ({epoch} if epoch is not None else set())) > 1:
+        listed = ", ".join(f"{name} epoch {e}" for name, e in epochs.items())
+        raise CheckpointError(f"refusing to resume from {folder}: its checkpoint files are from different epochs "
+                              f"({listed}{f'; the set records epoch {epoch}' if epoch is not None else ''}); a write "
+                              "was interrupted. Keep only files of one epoch, or start afresh")
+    return ckpts
+
+
+def restore_training_state(ckpt: Mapping, path: Path, model: nn.Module, optimizer: Any = None, scheduler: Any = None,
+                           kind: str = "model", expected: Mapping | None = None,
+                           config_name: str = "the config") -> None:
+    """Load weights (checked: finite, same keys and shapes), optimiser and scheduler states from ``ckpt``."""
+    for key in ("state_dict",) + (("optim_state_dict",) if optimizer is not None else ()):
+        if key not in ckpt:
+            raise CheckpointError(f"{path} has no '{key}' (keys: {sorted(ckpt)[:8]}): not a training checkpoint")
+    check_finite(ckpt["state_dict"], path)
+    load_state_checked(model, ckpt["state_dict"], path, kind, expected, config_name)
+    restore_states(path, {"optim_state_dict": (optimizer, ckpt.get("optim_state_dict")),
+                          "scheduler_state_dict": (scheduler, ckpt.get("scheduler_state_dict"))})
+
+
+def restore_states(path: Path, states: Mapping[str, tuple[Any, Any]]) -> None:
+    """``{key: (optimiser or scheduler, its saved state)}``: load each (skipping None), naming file and key."""
+    for key, (obj, state) in states.items():
+        if obj is None or state is None:
+            continue
+        try:
+            obj.load_state_dict(state)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointMismatchError(f"{path}: its {key} does not fit this run's {type(obj).__name__} "
+                                          f"({exc})") from None
+
+
+def resume_counters(ckpt: Mapping, ctx: Any = None) -> tuple[int, int, float | None]:
+    """(first epoch to run, global step, best value) from a checkpoint; restores its RNG state too, and
+    drops the run's ``metrics.csv`` rows from that epoch on (they are logged again)."""
     restore_rng(ckpt)
-    return ckpt["epoch"] + 1, ckpt.get("step", 0), ckpt.get("best")
+    start = ckpt["epoch"] + 1
+    if ctx is not None:  # before the run is opened: RunContext.open drops them
+        ctx.resume_epoch = start
+        if ctx.log is not None:
+            ctx.log.drop_epochs_from(start)
+    return start, ckpt.get("step", 0), ckpt.get("best")
+
+
+class FiniteMonitor:
+    """Watches every step's loss terms for NaN/Inf. On CUDA the flag stays on the device (no host sync per
+    step) until :meth:`check` reads it (at logging steps and before any checkpoint); elsewhere every step
+    is checked at once. The error names the first bad step and its terms."""
+
+    def __init__(self, device: torch.device, what: str) -> None:
+        self.eager = torch.device(device).type != "cuda"
+        self.what = what
+        self._names: tuple[str, ...] | None = None
+        self._first: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
+
+    def add(self, logs: Mapping[str, torch.Tensor | float], step: int) -> None:
+        names = tuple(logs)
+        if names != self._names:  # e.g. discriminator terms from epoch ``pretrain`` on
+            self.check()
+            self._names, self._first = names, None
+        device = next((v.device for v in logs.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+        values = torch.stack([torch.as_tensor(v, device=device).detach().float().reshape(()) for v in logs.values()])
+        if self._first is None:
+            self._first = torch.full((), -1, dtype=torch.long, device=values.device)
+            self._values = values.clone()
+        new = (~torch.isfinite(values).all()) & (self._first < 0)
+        self._first = torch.where(new, step, self._first)
+        self._values = torch.where(new, values, self._values)
+        if self.eager:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`NonFiniteLossError` if any step so far had a NaN/Inf loss term (one host sync)."""
+        if self._first is None or int(self._first) < 0:
+            return
+        values = dict(zip(self._names, self._values.tolist()))
+        bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+        good = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if math.isfinite(v))
+        raise NonFiniteLossError(
+            f"non-finite {self.what} loss at step {int(self._first)}: {bad}" + (f" (finite: {good})" if good else "")
+            + "; stopped before writing a checkpoint, so the last good checkpoint set is kept. Lower Training.lr, "
+            "set Training.grad_clip, or check the data for NaN/Inf values")
+
+    def check_metrics(self, metrics: Mapping[str, float], epoch: int) -> None:
+        """Also refuse to go on (and save) after a validation whose metrics are NaN/Inf."""
+        self.check()
+        bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            raise NonFiniteLossError(
+                f"the {self.what} validation of epoch {epoch} gave non-finite "
+                + ", ".join(f"{k}={v}" for k, v in bad.items())
+                + ": the model's outputs are not finite; no checkpoint was written, the last good set is kept. "
+                "Lower Training.lr or set Training.grad_clip")
+
+
+def build_loaders(ctx: Any) -> tuple[Any, Any]:
+    """(train, eval) loaders of a run: shuffled and sharded training batches (ragged batch dropped), every eval
+    clip in order; a clip with an unreadable frame is skipped and logged, more than 1 % of them stop the run."""
+    from data import get_dataset, make_loader
+    from data.loader import TRAINING_BAD_CLIP_LIMIT
+
+    cfg, tr = ctx.config, ctx.config["Training"]
+    common = dict(workers=tr["workers"], seed=tr["seed"], skip_bad_clips=TRAINING_BAD_CLIP_LIMIT)
+    train = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, distributed=ctx.dist.enabled,
+                        drop_last=True, **common)
+    evaluation = make_loader(get_dataset(cfg, "eval"), tr["bs_eval"] or tr["bs"], shuffle=False, distributed=False,
+                             drop_last=False, **common)
+    return train, evaluation
 
 
 def finish_epoch(trainer: Any, epoch: int, train_logs: Mapping, metrics: Mapping, score: float | None,
@@ -80,7 +188,9 @@ def finish_epoch(trainer: Any, epoch: int, train_logs: Mapping, metrics: Mapping
     if improved:
         trainer.best = score
     if trainer.ctx.dist.is_main:
-        row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, **extra,
+        loaders = (getattr(trainer, "train_loader", None), getattr(trainer, "eval_loader", None))
+        bad = {"bad_clips": sum(getattr(loader, "bad_clips", 0) for loader in loaders)}
+        row = {"epoch": epoch, **train_logs, **{f"val_{k}": v for k, v in metrics.items()}, **extra, **bad,
                "best": trainer.best}
         trainer.ctx.log.log_epoch(row, trainer.step)
         logger.info("epoch %d: %s", epoch, ", ".join(
@@ -124,16 +234,25 @@ def epoch_iter(loader: Iterable, epoch: int, max_steps: int | None = None) -> It
     """Iterate a loader for one epoch (optional step cap). The shuffle order depends only on the seed and
     the epoch (DistributedSampler epoch, or the loader's generator reseeded), so a resumed run sees the
     same batches. Augmentation draws are exact on resume with ``workers == 0`` (the global RNG is part of
-    the checkpoint); persistent workers keep their own streams."""
+    the checkpoint); persistent workers keep their own streams. Clips skipped for unreadable frames are
+    counted and logged (:class:`data.loader.BadClipCounter`)."""
     sampler = getattr(loader, "sampler", None)
     if hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
     elif getattr(loader, "generator", None) is not None and hasattr(loader, "base_seed"):
         loader.generator.manual_seed(loader.base_seed + 7919 * epoch)
+    from data.loader import BAD_CLIPS_KEY, BadClipCounter
+
+    bad = BadClipCounter(loader, n_steps(loader, max_steps) * (getattr(loader, "batch_size", None) or 1), epoch)
     for i, batch in enumerate(loader):
         if max_steps is not None and i >= max_steps:
             break
+        if isinstance(batch, dict) and BAD_CLIPS_KEY in batch:  # clips with unreadable frames (skip_bad_clips)
+            bad.add(batch.pop(BAD_CLIPS_KEY))
+            if not batch:
+                continue
         yield batch
+    bad.finish()
 
 
 def n_steps(loader: Any, max_steps: int | None) -> int:
@@ -157,11 +276,6 @@ class MeanTracker:
 
     def mean(self) -> dict[str, torch.Tensor]:
         return {k: v / max(self.count, 1) for k, v in self.sums.items()}
-
-
-def all_finite(*tensors: torch.Tensor) -> bool:
-    """True if all values are finite (one host sync)."""
-    return bool(torch.stack([torch.isfinite(t.detach()).all() for t in tensors]).all())
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -7,16 +7,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from data import get_dataset, make_loader
 from stage1_VAE.modules.losses import make_lpips
 from stage2_cINN.AE.modules import AELoss, build_ae
 from utils.amp import autocast
-from utils.checkpoint import atomic_save, load_checkpoint
+from utils.checkpoint import unwrap
 from utils.distributed import barrier, reduce_mean
+from utils.errors import CheckpointError
+from utils.fingerprint import AE_DECODER, AE_ENCODER, PATCH_DISC, expected_values
 from utils.run import RunContext
 from utils.trainer import (
-    MeanTracker, all_finite, average_gradients, current_rng, epoch_iter, finish_epoch, n_steps, resume_counters,
-    resume_file, sync_initialised_params, wrap_model,
+    FiniteMonitor, MeanTracker, average_gradients, bookkeeping, build_loaders, current_rng, epoch_iter, finish_epoch,
+    load_checkpoint_set, n_steps, restore_states, restore_training_state, resume_counters, save_checkpoint_set,
+    save_weights, sync_initialised_params, wrap_model,
 )
 from utils.video import grid, save_gif
 
@@ -45,10 +47,8 @@ class AETrainer:
             o, mode="min", factor=0.5, patience=1, min_lr=1e-8, threshold=1e-4, threshold_mode="abs")
         self.sched, self.sched_d = plateau(self.opt_ae), plateau(self.opt_d)  # AE and discriminator, as the original
         self.start_epoch, self.step, self.best = 0, 0, None
-        self.train_loader = make_loader(get_dataset(cfg, "train"), tr["bs"], shuffle=True, workers=tr["workers"],
-                                        distributed=ctx.dist.enabled, seed=tr["seed"], drop_last=True)
-        self.eval_loader = make_loader(get_dataset(cfg, "eval"), tr["bs_eval"] or tr["bs"], shuffle=False,
-                                       workers=tr["workers"], distributed=False, seed=tr["seed"], drop_last=False)
+        self.finite = FiniteMonitor(self.device, "AE")
+        self.train_loader, self.eval_loader = build_loaders(ctx)
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
         elif ctx.dist.enabled:
@@ -58,8 +58,6 @@ class AETrainer:
 
     @property
     def last_layer(self) -> torch.Tensor:
-        from utils.checkpoint import unwrap
-
         return unwrap(self.decoder).last_layer
 
     def _frames(self, batch: dict) -> torch.Tensor:
@@ -100,9 +98,9 @@ class AETrainer:
             logs = self.train_step(self._frames(batch), epoch)
             tracker.add(logs)
             self.step += 1
+            self.finite.add(logs, self.step)  # checked now on the CPU; on CUDA at logging steps and saves
             if self.step % self.tr["verbose_idx"] == 0:
-                if not all_finite(*[torch.as_tensor(v) for v in logs.values()]):
-                    raise FloatingPointError(f"non-finite AE loss at step {self.step}: {logs}")
+                self.finite.check()
                 self.ctx.log.log_step(reduce_mean(logs, self.ctx.dist), self.step)
         out = {k.replace("/", "_"): v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
         if "train/rec_loss" in logs:  # what the original's plateau schedulers step on (mean over ranks)
@@ -135,36 +133,43 @@ class AETrainer:
             save_gif(grid(rows), self.ctx.run_dir / "media" / f"reconstruction_epoch{epoch:03d}.gif")
         return {k: float(v) for k, v in tracker.mean().items()}
 
+    def _modules(self) -> dict:
+        return {"encoder": self.encoder, "decoder": self.decoder, "disc": self.disc}
+
     def save(self, epoch: int, best: bool) -> None:
+        """``Encoder_stage2.pth`` on a new best, and ``latest_checkpoint_AE.pth`` (rank 0); never non-finite."""
+        self.finite.check()
         if not self.ctx.dist.is_main:
             return
-        from utils.checkpoint import unwrap
-
         if best:  # the file the cINN configs point at (the original never updated its best value)
-            atomic_save({"state_dict": unwrap(self.encoder).state_dict()}, self.ctx.run_dir / "Encoder_stage2.pth")
-        atomic_save({
-            "epoch": epoch, "step": self.step, "best": self.best, "rng": current_rng(),
-            "state_dict": {"encoder": unwrap(self.encoder).state_dict(), "decoder": unwrap(self.decoder).state_dict(),
-                           "disc": self.disc.state_dict()},
+            save_weights(self.ctx, {"state_dict": unwrap(self.encoder).state_dict()}, "Encoder_stage2.pth")
+        save_checkpoint_set(self.ctx, "latest_checkpoint", {"latest_checkpoint_AE.pth": {
+            "epoch": epoch, **bookkeeping(step=self.step, best=self.best, rng=current_rng()),
+            "state_dict": {name: unwrap(m).state_dict() for name, m in self._modules().items()},
             "optim_state_dict": {"ae": self.opt_ae.state_dict(), "disc": self.opt_d.state_dict()},
             "scheduler_state_dict": {"ae": self.sched.state_dict(), "disc": self.sched_d.state_dict()},
-        }, self.ctx.run_dir / "latest_checkpoint_AE.pth")
+        }}, epoch)
 
     def resume(self, folder: Path) -> None:
-        from utils.checkpoint import unwrap
-
-        ckpt = load_checkpoint(resume_file(folder, "latest_checkpoint_AE"), map_location=self.device)
-        for name, module in (("encoder", self.encoder), ("decoder", self.decoder), ("disc", self.disc)):
-            unwrap(module).load_state_dict(ckpt["state_dict"][name])
-        self.opt_ae.load_state_dict(ckpt["optim_state_dict"]["ae"])
-        self.opt_d.load_state_dict(ckpt["optim_state_dict"]["disc"])
-        scheds = ckpt["scheduler_state_dict"]
-        if "ae" in scheds:
-            self.sched.load_state_dict(scheds["ae"])
-            self.sched_d.load_state_dict(scheds["disc"])
-        else:  # a checkpoint written before the discriminator had its scheduler
-            self.sched.load_state_dict(scheds)
-        self.start_epoch, self.step, self.best = resume_counters(ckpt)
+        (path, ckpt), = load_checkpoint_set(folder, "latest_checkpoint", ["latest_checkpoint_AE.pth"],
+                                            map_location=self.device).values()
+        nested = ckpt.get("state_dict")
+        if not isinstance(nested, dict) or set(self._modules()) - set(nested):
+            held = sorted(nested)[:5] if isinstance(nested, dict) else type(nested).__name__
+            raise CheckpointError(f"{path} is not an AE training checkpoint: its 'state_dict' should hold "
+                                  f"{sorted(self._modules())}, it holds {held}")
+        for (name, module), kind in zip(self._modules().items(), (AE_ENCODER, AE_DECODER, PATCH_DISC)):
+            restore_training_state({"state_dict": nested[name]}, path, module, kind=kind,
+                                   expected=expected_values(kind, self.ctx.config))
+        optim = ckpt.get("optim_state_dict") or {}
+        scheds = ckpt.get("scheduler_state_dict") or {}
+        if "ae" not in scheds:  # a checkpoint written before the discriminator had its scheduler
+            scheds = {"ae": scheds or None, "disc": None}
+        restore_states(path, {"optim_state_dict.ae": (self.opt_ae, optim.get("ae")),
+                              "optim_state_dict.disc": (self.opt_d, optim.get("disc")),
+                              "scheduler_state_dict.ae": (self.sched, scheds["ae"]),
+                              "scheduler_state_dict.disc": (self.sched_d, scheds["disc"])})
+        self.start_epoch, self.step, self.best = resume_counters(ckpt, self.ctx)
         logger.info("resumed from %s at epoch %d", folder, self.start_epoch)
 
     def fit(self) -> dict:
@@ -172,6 +177,7 @@ class AETrainer:
         for epoch in range(self.start_epoch, self.tr["n_epochs"]):
             train_logs = self.train_epoch(epoch)
             metrics = self.validate(epoch)  # every rank: the plateau schedulers must agree across ranks
+            self.finite.check_metrics(metrics, epoch)
             if self.tr["plateau_metric"] == "last_batch":  # the original: the last training batch's loss
                 plateau = train_logs.get("last_batch_rec_loss")
             else:  # LPIPS dropout makes the validation loss differ between ranks: their mean
