@@ -1,6 +1,6 @@
 """A web page for the model: ``python app.py`` (the bundled demo model, CPU is fine) or
-``python app.py -ckpt_path models/landscape/stage2 -gpu 0``; prints the URL (http://127.0.0.1:7860 or the
-next free port).
+``python app.py -ckpt_path models/landscape/stage2 -gpu 0 [-precision bf16]``; prints the URL
+(http://127.0.0.1:7860 or the next free port).
 
 Tabs: "Sample" (n videos from one start frame), "Transfer" (the motion of a sample clip put on a start frame)
 and, for an end-effector control model (BAIR, ``models/bair/stage2_control``), "Endpoint". Scripts call the
@@ -291,6 +291,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("-ckpt_path", "-chkpt", default=None, type=cli.existing_folder,
                    help="model folder with config_stage2.yaml and cINN.pth (default: the demo model models/demo/stage2)")
     cli.add_gpu_argument(p)
+    cli.add_precision_argument(p)
     p.add_argument("-images", default=None, type=cli.existing_folder,
                    help="folder of sample start frames (default: assets/GT_samples/<dataset>)")
     p.add_argument("--port", "-port", type=int, default=None, help="port (default: the first free one from 7860)")
@@ -322,7 +323,7 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
     if args.images:
         list_images(args.images)  # a missing or empty folder stops here, before the model is loaded
     device = get_device(args.gpu)
-    pipe = cli.load_pipeline(model_dir, device)
+    pipe = cli.load_pipeline(model_dir, device, args.precision)
     name = model_dir.resolve()
     app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
                   model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name))

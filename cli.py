@@ -211,13 +211,25 @@ def add_gpu_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    """The inference scripts' ``-precision fp32|bf16|fp16`` (:func:`stage2_cINN.pipeline.load_model`)."""
+    parser.add_argument(
+        "-precision", "--precision", choices=PRECISIONS, default="fp32",
+        help="fp32 (default, exact) | bf16 (the stage-1 decoder in bfloat16: faster sampling on GPUs and on CPUs "
+             "with AVX-512 BF16/AMX) | fp16 (CUDA only)")
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, datasets: str, ckpt_help: str, dataset_default: str | None = None,
                         seq_help: str = "frames per generated video") -> None:
-    """``-dataset``, ``-gpu``, ``-texture``, ``-ckpt_path`` and ``-seq_length``: the flags of every script that
-    loads a stage-2 model folder."""
+    """``-dataset``, ``-gpu``, ``-precision``, ``-texture``, ``-ckpt_path`` and ``-seq_length``: the flags of
+    every script that loads a stage-2 model folder."""
     parser.add_argument("-dataset", required=dataset_default is None, default=dataset_default, type=known_dataset,
                         help=f"{datasets} (case-insensitive)")
     add_gpu_argument(parser)
+    add_precision_argument(parser)
     parser.add_argument("-texture", default=None, type=known_texture,
                         help="DTDB texture: fire | clouds | vegetation | waterfall")
     parser.add_argument("-ckpt_path", "-chkpt", default=None, type=existing_folder, help=ckpt_help)
@@ -266,13 +278,13 @@ def default_results_dir(dataset: str, texture: str | None = None, *sub: str) -> 
     return REPO_ROOT.joinpath("assets", "results", f"DTDB_{_texture_dir(ds, texture)}" if ds == "DTDB" else ds, *sub)
 
 
-def load_pipeline(model_dir: Path, device: Any) -> Any:
+def load_pipeline(model_dir: Path, device: Any, precision: str = "fp32") -> Any:
     """:func:`stage2_cINN.pipeline.load_model`; a missing file is an error that says where to get the weights."""
     from stage2_cINN.loading import MissingFilesError
     from stage2_cINN.pipeline import load_model
 
     try:
-        return load_model(model_dir, device)
+        return load_model(model_dir, device, precision)
     except MissingFilesError as exc:
         raise MissingFilesError(
             f"{exc}\nDownload the released weights (see README: Pretrained models) or pass -ckpt_path.") from None

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
     setup_logging()
     files = list_images(files_from)
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
+    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
     if pipe.control:
         raise ArgumentError(f"-ckpt_path {model_dir} is an end-effector control model: use visualize_endpoint.py")
     x0 = read_images(files, pipe.img_size)

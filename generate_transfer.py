@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
     setup_logging()
     queries = list_videos(video_dir)
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
+    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
     n = args.query_frames or pipe.frames_per_pass + 1
     if not pipe.frames_per_pass <= n <= pipe.frames_per_pass + 1:
         raise ArgumentError(f"-query_frames must be {pipe.frames_per_pass} or {pipe.frames_per_pass + 1}, got {n}")

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     from utils.video import save_gif, save_png, side_by_side
 
     setup_logging()
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu))
+    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
     if not pipe.control:
         raise ArgumentError(f"-ckpt_path {model_dir} was not trained with Training.control: True")
     cfg = copy.deepcopy(pipe.config)

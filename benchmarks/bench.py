@@ -58,6 +58,8 @@ CONFIGS = {
              "stage2_cINN/AE/configs/bair_config.yaml", "bair"),
     "landscape": ("stage1_VAE/configs/landscape_config.yaml", "stage2_cINN/configs/landscape_config.yaml",
                   "stage2_cINN/AE/configs/landscape_config.yaml", "landscape"),
+    "demo": ("models/demo/configs/stage1.yaml", "models/demo/configs/stage2.yaml",  # small: smoke runs
+             "models/demo/configs/stage2_AE.yaml", "landscape"),
 }
 ALL = ("roofline", "sampling", "fwdbwd", "stage1", "cinn", "ae", "fvd", "data")
 
@@ -463,6 +465,24 @@ def bench_roofline(name: str, cfgs: tuple, args, device: torch.device) -> list[R
     return []
 
 
+def against_original(args, what: list[str]) -> list:
+    """``--against-original DIR``: :func:`benchmarks.against_original.run` for each ``--config``."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from against_original import ITEMS as AO_ITEMS, run
+
+    items = [w for w in what if w in AO_ITEMS] or list(AO_ITEMS)
+    rows = []
+    for name in args.config:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += run(Path(args.against_original).resolve(), CONFIGS[name][:3], name, items, args.precision,
+                        args.repeats, args.warmup, args.threads or torch.get_num_threads(), args.batch or 2,
+                        Path(tmp), args.original_path)
+    print(f"# load average after: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1, "cinn": bench_cinn,
          "ae": bench_ae, "fvd": bench_fvd, "data": bench_data}
 
@@ -494,6 +514,13 @@ def main(argv: list[str] | None = None) -> list[Result]:
     p.add_argument("--malloc-ab", action="store_true",
                    help="sampling/fwdbwd: also run the current code with glibc's default malloc, interleaved")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
+    p.add_argument("--against-original", default=None, metavar="DIR",
+                   help="time a clone of the original repository against this code, alternately in two worker "
+                        "processes (sampling, fwdbwd; see benchmarks/against_original.py); --repeats rounds")
+    p.add_argument("--original-path", default=None, metavar="PATHS",
+                   help="extra PYTHONPATH of the original's worker (e.g. a folder with omegaconf)")
+    p.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16", "fp16"],
+                   help="precisions of --against-original (bf16/fp16: load_model(precision=...) / autocast)")
     args = p.parse_args(argv)
     from utils.allocator import tune_cpu_allocator
     from utils.device import get_device
@@ -513,6 +540,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
     print(f"# device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"flush-denormal {args.flush_denormal}, malloc tuning {malloc_tuned}, load average {os.getloadavg()}, "
           f"argv {' '.join(sys.argv[1:])}")
+    if args.against_original:
+        return against_original(args, what)
     results: list[Result] = []
     for name in args.config:
         s1, s2, ae, kind = CONFIGS[name]

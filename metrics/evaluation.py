@@ -303,7 +303,7 @@ def load_eval_pipeline(args: argparse.Namespace, dataset: str, device: torch.dev
     from cli import default_model_dir, load_pipeline
 
     model_dir = Path(args.ckpt_path) if args.ckpt_path else default_model_dir(dataset, args.texture)
-    pipe = load_pipeline(model_dir, device)
+    pipe = load_pipeline(model_dir, device, args.precision)
     if pipe.control:
         raise ArgumentError(f"-ckpt_path {model_dir} is an end-effector control model; evaluate the unconditional "
                             "model")
@@ -484,6 +484,7 @@ def run_info(script: str, args: argparse.Namespace, dataset: str, model_dir: Pat
         "seq_length": args.seq_length,
         "seed": args.seed,
         "protocol": args.protocol,
+        "precision": getattr(args, "precision", "fp32"),
     }
 
 

@@ -10,6 +10,10 @@ Inference runs under ``torch.inference_mode``. The frozen decoder's spectral-nor
 (:func:`~stage1_VAE.modules.perf.freeze_spectral_norm`; call :meth:`Pipeline.refresh` after changing its
 weights), and :meth:`Pipeline.sample_many` embeds the start frame and computes its SPADE conditioning once
 for all its samples.
+
+``load_model(path, device, precision="bf16")`` runs the stage-1 decoder (where sampling spends its time) in
+bfloat16 (:mod:`utils.amp`); the cINN, the conditioning encoder and the stage-1 encoder stay float32, and
+every method still takes and returns float32 tensors. ``fp16`` does the same on CUDA.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from stage2_cINN.loading import (
     LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage, load_weights,
     resolve,
 )
+from utils.amp import cast_frozen_, precision_dtype, run_in_dtype
 from utils.checkpoint import find_checkpoint, load_checkpoint
 from utils.config import load_config
 from utils.fingerprint import CINN
@@ -36,7 +41,7 @@ class Pipeline:
     """Frozen stage-1 encoder/decoder, AE conditioner and cINN, in eval mode, without gradients."""
 
     def __init__(self, flow, decoder, encoder, conditioner, config: dict, config_stage1: dict,
-                 device: torch.device, ae_size: int | None = None):
+                 device: torch.device, ae_size: int | None = None, precision: str = "fp32"):
         self.flow, self.decoder, self.encoder, self.conditioner = flow, decoder, encoder, conditioner
         self.config, self.config_stage1 = config, config_stage1
         self.device = torch.device(device)
@@ -45,14 +50,21 @@ class Pipeline:
         self.img_size = int(config_stage1["Data"]["img_size"])
         self.ae_size = int(ae_size or self.img_size)
         self.frames_per_pass = _frames_per_pass(config_stage1)
+        self.precision = precision
+        self.decoder_dtype = precision_dtype(precision, self.device)
         self._frozen = contextlib.ExitStack()
         self.refresh()
+        if self.decoder_dtype != torch.float32:  # float32 in and out, the low-precision dtype inside
+            run_in_dtype(self.decoder, self.decoder_dtype)
 
     def refresh(self) -> None:
-        """Recompute the cached spectral-norm weights of the (eval-mode) decoder after its weights changed."""
+        """Recompute the cached spectral-norm weights of the (eval-mode) decoder after its weights changed
+        (in float32 on the first call, then cast to the decoder's precision)."""
         self._frozen.close()
         if not self.decoder.training:
             self._frozen.enter_context(freeze_spectral_norm(self.decoder))
+        if self.decoder_dtype != torch.float32:
+            cast_frozen_(self.decoder, self.decoder_dtype)
 
     # ------------------------------------------------------------------ helpers
     def _prep(self, x0: torch.Tensor) -> torch.Tensor:
@@ -90,14 +102,14 @@ class Pipeline:
         z = z.to(self.device, torch.float32)
         if x0.shape[0] not in (1, z.shape[0]):
             raise ValueError(f"decode got {x0.shape[0]} start frames for {z.shape[0]} latents")
-        parts, total = [], 0
-        cache = self.decoder.condition(x0)  # batch 1 or B: broadcast over z inside the generator
+        parts, total, dtype = [], 0, self.decoder_dtype
+        cache = self.decoder.condition(x0.to(dtype))  # batch 1 or B: broadcast over z inside the generator
         while total < seq_length:
-            video = self.decoder(None, z, cond_cache=cache)  # (B, T, 3, H, W)
+            video = self.decoder(None, z, cond_cache=cache)  # (B, T, 3, H, W), float32
             parts.append(video)
             total += video.shape[1]
             if total < seq_length:
-                cache = self.decoder.condition(video[:, -1])
+                cache = self.decoder.condition(video[:, -1].to(dtype))
         return torch.cat(parts, dim=1)[:, :seq_length]
 
     @torch.inference_mode()
@@ -192,16 +204,21 @@ def _frames_per_pass(cfg1: dict) -> int:
     return t
 
 
-def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pipeline:
+def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu", precision: str = "fp32") -> Pipeline:
     """Load a model folder holding ``config_stage2.yaml`` and ``cINN.pth`` and the frozen models it
     points to. A relative folder is tried as given, then relative to the repository (so
     ``load_model("models/demo/stage2")`` works from anywhere). Every missing file is reported by full
     path in one error, with the expected layout. Files are read with ``weights_only=True``
     (:mod:`utils.checkpoint`); NaN/Inf weights and a file of another model or configuration size are
-    refused with an error naming the file."""
+    refused with an error naming the file.
+
+    ``precision``: ``fp32`` (default, exact), ``bf16`` (the stage-1 decoder in bfloat16, CPU or CUDA) or
+    ``fp16`` (CUDA only; :class:`utils.amp.PrecisionError` elsewhere).
+    """
     from stage2_cINN.modules import build_cinn
 
     device = torch.device(device)
+    precision_dtype(precision, device)  # an unusable precision fails before anything is read
     folder = resolve(ckpt_path, None, ["config_stage2.yaml"])
     cfg_path = folder / "config_stage2.yaml"
     if not cfg_path.is_file():
@@ -219,6 +236,6 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu") -> Pip
     flow = flow.eval()
     for p in flow.parameters():
         p.requires_grad_(False)
-    logger.info("loaded model from %s on %s", folder, device)
+    logger.info("loaded model from %s on %s (%s)", folder, device, precision)
     return Pipeline(flow, first["decoder"], first["encoder"], conditioner, config, first["config"], device,
-                    ae_size=cfg_ae["AE"]["in_size"])
+                    ae_size=cfg_ae["AE"]["in_size"], precision=precision)

@@ -11,6 +11,7 @@ from stage2_cINN.loading import check_files, embed_start_frame, load_conditioner
 from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
+from utils.amp import autocast
 from utils.checkpoint import check_finite
 from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
@@ -68,8 +69,10 @@ class CINNTrainer:
     def targets(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(z ~ q(z | x_1:16), condition) for a batch; frozen networks, no gradients."""
         seq = batch["seq"].to(self.device, non_blocking=True)
-        z, _, _ = self.encoder(seq[:, 1:])  # (B, z_dim): a posterior sample, as in the original
-        emb = embed_start_frame(self.conditioner, seq[:, 0], self.ae_size)  # (B, emb_dim): mean embedding of x0
+        with autocast(self.device, self.tr["amp"]):  # Training.amp: only the frozen encoders, the flow stays fp32
+            z, _, _ = self.encoder(seq[:, 1:])  # (B, z_dim): a posterior sample, as in the original
+            emb = embed_start_frame(self.conditioner, seq[:, 0], self.ae_size)  # (B, emb_dim): mean embedding of x0
+        z, emb = z.float(), emb.float()
         if self.control:
             emb = torch.cat([emb, endpoint_to_onehot(batch["cond"].to(self.device))], dim=1)
         return z, emb

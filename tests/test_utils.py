@@ -6,7 +6,6 @@ import pytest
 import torch
 import yaml
 
-from utils.amp import autocast, make_scaler
 from utils.checkpoint import atomic_save, load_checkpoint, find_checkpoint
 from utils.config import ConfigError, apply_overrides, load_config, save_config, validate_config
 from utils.device import get_device
@@ -168,15 +167,6 @@ def test_wandb_mode(monkeypatch, tmp_path):
     assert resolve_wandb_mode(None) == "online"
     with pytest.raises(ValueError):
         resolve_wandb_mode("sometimes")
-
-
-def test_autocast_is_noop_on_cpu():
-    with autocast(torch.device("cpu"), "bf16"):
-        y = torch.ones(2, 2) @ torch.ones(2, 2)
-    assert y.dtype == torch.float32
-    assert not make_scaler(torch.device("cpu"), "fp16").is_enabled()
-    with pytest.raises(ValueError):
-        autocast(torch.device("cpu"), "fp8")
 
 
 _FAULTS_SCRIPT = """

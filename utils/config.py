@@ -223,7 +223,7 @@ def _common_training() -> dict:
         "reload_path": opt(Text, ""),  # a run folder to resume from (its latest checkpoint set)
         "overwrite": False,  # a fresh run in a folder holding checkpoints deletes them (else it is refused)
         "seed": 42,
-        "amp": "none",  # none | bf16 | fp16 (CUDA only; a no-op on CPU)
+        "amp": "none",  # none | bf16 (autocast on CPU and CUDA) | fp16 (CUDA only, with a GradScaler)
         "compile": False,  # torch.compile the networks
         "grad_clip": Key(NonNegFloat, 0.0),  # 0 disables gradient clipping
         "max_steps_per_epoch": opt(PosInt),  # cap iterations per epoch (smoke runs, demo)

@@ -99,6 +99,7 @@ def check_ready(config: dict) -> dict:
 def start_run_from_config(config: dict, gpu: Any = None, schema: str = "stage1", open_run: bool = True) -> RunContext:
     """Check the config, pick the device, join DDP and seed; with ``open_run`` also create the run folder
     (:meth:`RunContext.open`; :func:`run_training` opens it only once the trainer is built)."""
+    from utils.amp import PrecisionError, check_amp
     from utils.device import get_device
     from utils.distributed import init_distributed, seed_everything
     from utils.logging import setup_logging
@@ -107,8 +108,12 @@ def start_run_from_config(config: dict, gpu: Any = None, schema: str = "stage1",
     check_ready(config)
     setup_logging(rank=int(os.environ.get("RANK", 0)))
     device = get_device(gpu)
-    info = init_distributed(device)
     tr = config["Training"]
+    try:  # before the run folder exists
+        check_amp(device, tr.get("amp", "none"))
+    except PrecisionError as exc:
+        raise ConfigError(f"{config.get('_path', 'config')}: {exc}") from None
+    info = init_distributed(device)
     run_dir = Path(tr["save_path"]) / tr["savename"]
     if info.is_main:
         check_run_folder(run_dir, tr)  # reads only: another run's checkpoints, a live run's lock

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from stage1_VAE.modules.losses import make_lpips
 from stage2_cINN.AE.modules import AELoss, build_ae
-from utils.amp import autocast
+from utils.amp import autocast, make_scaler
 from utils.checkpoint import unwrap
 from utils.distributed import barrier, reduce_mean
 from utils.errors import CheckpointError
@@ -46,6 +46,7 @@ class AETrainer:
         plateau = lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(  # noqa: E731
             o, mode="min", factor=0.5, patience=1, min_lr=1e-8, threshold=1e-4, threshold_mode="abs")
         self.sched, self.sched_d = plateau(self.opt_ae), plateau(self.opt_d)  # AE and discriminator, as the original
+        self.scaler = make_scaler(self.device, tr["amp"])  # enabled for fp16 only
         self.start_epoch, self.step, self.best = 0, 0, None
         self.finite = FiniteMonitor(self.device, "AE")
         self.train_loader, self.eval_loader = build_loaders(ctx)
@@ -72,20 +73,22 @@ class AETrainer:
             x_hat = self.decoder(posterior.mode())  # (B, 3, H, W): the mode, as the original decodes
             loss, logs = self.loss(x, x_hat, posterior, 0, epoch, last_layer=self.last_layer)
         self.opt_ae.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.tr["grad_clip"]:
+            self.scaler.unscale_(self.opt_ae)
             torch.nn.utils.clip_grad_norm_(list(self.encoder.parameters()) + list(self.decoder.parameters()),
                                            self.tr["grad_clip"])
-        self.opt_ae.step()
+        self.scaler.step(self.opt_ae)
         training = epoch >= self.tr["pretrain"]
         with autocast(self.device, self.tr["amp"]), torch.set_grad_enabled(training):
             d_loss, d_logs = self.loss(x, x_hat.detach(), posterior, 1, epoch)
         if training and reduce_mean({"d": d_loss}, self.ctx.dist)["d"] > 0:
             self.opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
+            self.scaler.scale(d_loss).backward()
             average_gradients(self.disc, self.ctx.dist)
-            self.opt_d.step()
+            self.scaler.step(self.opt_d)
         logs.update(d_logs)
+        self.scaler.update()
         return logs
 
     def train_epoch(self, epoch: int) -> dict:
