@@ -112,10 +112,12 @@ def test_fp16_training_on_the_cpu_is_a_config_error_before_the_run_folder(tmp_pa
     from utils.config import ConfigError
     from utils.run import start_run_from_config
 
-    cfg = tiny_stage1_config(amp="fp16", save_path=str(tmp_path))
+    (tmp_path / "data").mkdir()
+    cfg = tiny_stage1_config(amp="fp16", save_path=str(tmp_path / "runs"))
+    cfg["Data"]["data_path"] = str(tmp_path / "data")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         start_run_from_config(cfg, -1, "stage1")
-    assert not any(tmp_path.iterdir())
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +138,10 @@ def test_stage1_bf16_training_overfits_one_clip(bair_root, tmp_path):
     seen = []
     trainer.decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
     seq = trainer.eval_loader.dataset[0]["seq"].unsqueeze(0)
-    losses = [float(trainer.train_step(seq, epoch=0)["gen/recon_l1"]) for _ in range(10)]
+    losses = [float(trainer.train_step(seq, epoch=0)["gen/recon_l1"]) for _ in range(16)]
     assert set(seen) == {torch.bfloat16}  # the decoder really ran in bf16
     assert all(p.dtype == torch.float32 for p in trainer.decoder.parameters())  # fp32 master weights
-    assert losses[-1] < 0.7 * losses[0], losses
+    assert sum(losses[-3:]) / 3 < 0.7 * sum(losses[:3]) / 3, losses  # noisy per step (posterior sample, LPIPS dropout)
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
