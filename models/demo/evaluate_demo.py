@@ -167,10 +167,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
                    help="realisations per start frame in the LPIPS diversity")
     p.add_argument("--held_out", nargs="+", default=list(HELD_OUT_STARTS), help="held-out start frames")
     p.add_argument("--unseen", nargs="+", default=list(UNSEEN_STARTS), help="start frames never seen in training")
+    cli.add_precision_argument(p)
     p.add_argument("--out", type=Path, default=REPO / "models" / "demo" / "metrics.json")
     args = p.parse_args(argv)
     seed_everything(SEED)
-    pipe = load_model(args.model)
+    pipe = load_model(args.model, precision=args.precision)
     starts = {"held_out": _files(args.held_out), "unseen": _files(args.unseen)}
     x0 = read_images(starts["held_out"] + starts["unseen"], pipe.img_size)  # as generate_samples reads them
     videos = pipe.sample_many(x0, args.n_samples, generator=torch.Generator().manual_seed(SEED))  # (B, N, T, ..)
