@@ -12,7 +12,7 @@ Items:
 
 * ``sampling``: the user's path. Ours: ``get_device`` -> ``load_model(dir, device, precision)`` ->
   ``pipe.sample(x0, 16)``. The original: ``get_model.Model(dir, 16)`` -> ``model(x0)`` under
-  ``torch.no_grad`` (``generate_samples.py``), ``.cuda()`` patched to a no-op on the CPU; its bf16 is
+  ``torch.no_grad`` (``generate_samples.py``), its ``cuda()`` calls patched to no-ops on the CPU; its bf16 is
   ``torch.autocast`` around that call (the original has no precision option).
 * ``fwdbwd``: stage-1 encoder + decoder forward, L1 + 1e-5 KL, backward, batch ``--batch`` (default 2);
   bf16 is ``torch.autocast`` around both forwards in both codebases (ours: ``utils.amp.autocast``).
@@ -132,7 +132,7 @@ class Ours:
 
 
 class Original:
-    """The original code (a clone at ``root``) on its own path, ``.cuda()`` a no-op without CUDA."""
+    """The original code (a clone at ``root``) on its own path, its ``cuda()`` calls no-ops without CUDA."""
 
     def __init__(self, root: Path, model_dir: Path, bs: int) -> None:
         import torch
