@@ -78,7 +78,7 @@ def test_bf16_samples_keep_a_psnr_floor_against_fp32():
     assert psnr(ref, low) >= PSNR_FLOOR_DB and (ref - low).abs().max() < 0.05
     assert psnr(ref, fp32.sample(x0, 16, residual=other)) < PSNR_FLOOR_DB - 5
     not_inverted = bf16.decode(x0, bf16.flow(residual, bf16.embed(x0))[0])
-    assert psnr(ref, not_inverted) < PSNR_FLOOR_DB - 5
+    assert not psnr(ref, not_inverted) >= PSNR_FLOOR_DB - 5  # far below, or NaN (the decode diverged)
 
 
 # ------------------------------------------------------------------------------------------ training
