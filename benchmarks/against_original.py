@@ -108,8 +108,6 @@ class Ours:
         self.model_dir, self.bs = model_dir, bs
 
     def setup(self, item: str, precision: str) -> tuple[Callable[[], object], Callable | None]:
-        import torch
-
         from stage2_cINN.pipeline import load_model
         from utils.amp import autocast
 

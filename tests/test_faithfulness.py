@@ -4,7 +4,6 @@ state that the sequence leaves behind (weights, spectral-norm vectors, ActNorm, 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest

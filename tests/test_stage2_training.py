@@ -1,7 +1,6 @@
 """Training loops of the conditioning AE and the cINN on tiny models and synthetic data."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 import torch

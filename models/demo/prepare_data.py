@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-import torch
 import yaml
 
 import cli
