@@ -22,6 +22,7 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
+import socket  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -30,20 +31,23 @@ from typing import Sequence  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-import cli  # noqa: E402
-from cli import DATASETS, REPO_ROOT, default_clip_dir, default_image_dir  # noqa: E402
+from data.images import list_images, read_image  # noqa: E402
+from data.registry import DATASETS, dataset_info  # noqa: E402
+from data.videos import list_videos  # noqa: E402
 from generate_samples import generate, write_results  # noqa: E402
-from generate_transfer import list_videos, load_query  # noqa: E402
+from generate_transfer import load_query  # noqa: E402
+from stage2_cINN.arguments import add_precision_argument  # noqa: E402
 from stage2_cINN.modules.control import POS_MAX, POS_MIN  # noqa: E402
+from stage2_cINN.pipeline import load_model  # noqa: E402
+from utils.command import add_gpu_argument, existing_folder, parser, run  # noqa: E402
 from utils.device import get_device  # noqa: E402
 from utils.errors import I2VError  # noqa: E402
-from utils.inference import list_images, read_image  # noqa: E402
-from utils.logging import setup_logging  # noqa: E402
-from utils.video import save_gif, save_mp4, save_png, side_by_side  # noqa: E402
+from utils.media import save_gif, save_mp4, save_png, side_by_side  # noqa: E402
+from utils.paths import REPO_ROOT  # noqa: E402
 
 logger = logging.getLogger("app")
 
-DEMO_MODEL = REPO_ROOT / "models" / "demo" / "stage2"
+DEMO_MODEL = dataset_info("demo").model_dir()
 MAX_SAMPLES, MIN_LENGTH, MAX_LENGTH = 8, 16, 128
 FPS = 3.0  # as the scripts write their GIFs/MP4s
 KEEP_RUNS = 32  # result folders kept on disk (Gradio serves copies from its own cache)
@@ -68,13 +72,17 @@ def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path
     """Sample start frames and query clips of the model's dataset (``Data.dataset``; the demo model and
     self-made ``folder`` datasets use the demo frames; datasets without clips use landscape's)."""
     data = pipe.config["Data"]
-    name = str(data.get("dataset", "")).lower()
     is_demo = Path(model_dir).resolve().is_relative_to(DEMO_MODEL.parent.resolve())
-    ds = "demo" if is_demo or name not in DATASETS else DATASETS[name]
-    texture = data.get("texture") if ds == "DTDB" else None
-    clips = default_clip_dir(ds, texture)
-    return (Path(images) if images else default_image_dir(ds, texture),
-            clips if clips.is_dir() else default_clip_dir("landscape"))
+    try:
+        info = dataset_info(data.get("dataset", ""))
+    except ValueError:
+        info = None
+    if is_demo or info is None or not info.has_models:
+        info = DATASETS["demo"]
+    texture = data.get("texture") if info.textures else None
+    clips = info.clip_dir(texture)
+    return (Path(images) if images else info.image_dir(texture),
+            clips if clips.is_dir() else DATASETS["landscape"].clip_dir())
 
 
 class DemoApp:
@@ -108,7 +116,7 @@ class DemoApp:
             raise gr.Error("No start frame: pick one of the sample frames below the image or upload an image.")
         try:
             return read_image(path, self.pipe.img_size)
-        except I2VError:  # utils.inference reports unreadable files this way
+        except I2VError:  # data.images reports unreadable files this way
             raise gr.Error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
 
     def _settings(self, n, length, seed) -> tuple[int, int, int]:
@@ -287,12 +295,12 @@ def launch(ui: gr.Blocks, app: DemoApp, port: int | None = None, share: bool = F
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = cli.parser(__doc__)
-    p.add_argument("-ckpt_path", "-chkpt", default=None, type=cli.existing_folder,
+    p = parser(__doc__)
+    p.add_argument("-ckpt_path", "-chkpt", default=None, type=existing_folder,
                    help="model folder with config_stage2.yaml and cINN.pth (default: the demo model models/demo/stage2)")
-    cli.add_gpu_argument(p)
-    cli.add_precision_argument(p)
-    p.add_argument("-images", default=None, type=cli.existing_folder,
+    add_gpu_argument(p)
+    add_precision_argument(p)
+    p.add_argument("-images", default=None, type=existing_folder,
                    help="folder of sample start frames (default: assets/GT_samples/<dataset>)")
     p.add_argument("--port", "-port", type=int, default=None, help="port (default: the first free one from 7860)")
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link (needs internet)")
@@ -305,8 +313,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _port_free(port: int) -> bool:
-    import socket
-
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -317,13 +323,12 @@ def _port_free(port: int) -> bool:
 
 def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Blocks, DemoApp]:
     args = parse_args(argv)
-    setup_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests to 127.0.0.1
     model_dir = Path(args.ckpt_path) if args.ckpt_path else DEMO_MODEL
     if args.images:
         list_images(args.images)  # a missing or empty folder stops here, before the model is loaded
     device = get_device(args.gpu)
-    pipe = cli.load_pipeline(model_dir, device, args.precision)
+    pipe = load_model(model_dir, device, args.precision)
     name = model_dir.resolve()
     app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
                   model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name))
@@ -335,4 +340,4 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -11,7 +11,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import cli
+from data.registry import dataset_info
+from stage2_cINN.arguments import add_model_arguments, image_source, model_dir
+from utils.command import parser, positive_float, positive_int, run
+from utils.errors import ArgumentError
 
 if TYPE_CHECKING:  # torch is imported once the arguments are checked
     import torch
@@ -20,15 +23,15 @@ logger = logging.getLogger("generate_samples")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = cli.parser(__doc__)
-    cli.add_model_arguments(p, "bair | landscape | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth")
-    p.add_argument("-bs", type=cli.positive_int, default=6, help="start frames per batch (each with -n_samples videos)")
-    p.add_argument("-images", default=None, type=cli.image_source,
+    p = parser(__doc__)
+    add_model_arguments(p, "bair | landscape | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth")
+    p.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (each with -n_samples videos)")
+    p.add_argument("-images", default=None, type=image_source,
                    help="a start frame, or a folder of them (default: assets/GT_samples/<dataset>)")
     p.add_argument("-out", default=None, type=Path, help="output folder (default: assets/results/<dataset>)")
-    p.add_argument("-n_samples", type=cli.positive_int, default=4, help="realisations per start frame")
+    p.add_argument("-n_samples", type=positive_int, default=4, help="realisations per start frame")
     p.add_argument("-seed", type=int, default=42, help="random seed of the sampled residuals")
-    p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF/MP4")
+    p.add_argument("-fps", type=positive_float, default=3.0, help="frames per second of the GIF/MP4")
     return p.parse_args(argv)
 
 
@@ -58,7 +61,7 @@ def write_results(x0: "torch.Tensor", videos: "torch.Tensor", out: Path, fps: fl
     """results.gif / .mp4 (rows: start frame + samples) and results.png (each video's frames as a strip)."""
     import torch
 
-    from utils.video import frame_strip, grid, save_gif, save_mp4, save_png, side_by_side
+    from utils.media import frame_strip, grid, save_gif, save_mp4, save_png, side_by_side
 
     rows = [side_by_side([x, *vs]) for x, vs in zip(x0, videos)]
     video = grid(rows)  # (T, 3, rows*H, cols*W)
@@ -71,20 +74,19 @@ def write_results(x0: "torch.Tensor", videos: "torch.Tensor", out: Path, fps: fl
 
 def main(argv: Sequence[str] | None = None) -> Path:
     args = parse_args(argv)
-    dataset = args.dataset
-    model_dir = args.ckpt_path or cli.default_model_dir(dataset, args.texture)
-    files_from = args.images or cli.default_image_dir(dataset, args.texture)
-    out = args.out or cli.default_results_dir(dataset, args.texture)
+    info = dataset_info(args.dataset)
+    folder = model_dir(args)
+    files_from = args.images or info.image_dir(args.texture)
+    out = args.out or info.results_dir(args.texture)
+    # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
+    from data.images import list_images, read_images
+    from stage2_cINN.pipeline import load_model
     from utils.device import get_device
-    from utils.errors import ArgumentError
-    from utils.inference import list_images, read_images
-    from utils.logging import setup_logging
 
-    setup_logging()
     files = list_images(files_from)
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
+    pipe = load_model(folder, get_device(args.gpu), args.precision)
     if pipe.control:
-        raise ArgumentError(f"-ckpt_path {model_dir} is an end-effector control model: use visualize_endpoint.py")
+        raise ArgumentError(f"-ckpt_path {folder} is an end-effector control model: use visualize_endpoint.py")
     x0 = read_images(files, pipe.img_size)
     videos = generate(pipe, x0, args.n_samples, args.seq_length, args.bs, args.seed)
     gif = write_results(x0, videos, out, args.fps)
@@ -93,4 +95,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -15,8 +15,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-import cli
-from utils.errors import ArgumentError, MissingFileError
+from data.registry import dataset_info
+from stage2_cINN.arguments import add_model_arguments, image_source, model_dir
+from utils.command import existing_folder, int_at_least, parser, positive_float, positive_int, run, str2bool
+from utils.errors import ArgumentError
 
 if TYPE_CHECKING:  # torch is imported once the arguments are checked
     import torch
@@ -25,39 +27,27 @@ logger = logging.getLogger("generate_transfer")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = cli.parser(__doc__)
-    cli.add_model_arguments(p, "landscape | bair | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth",
+    p = parser(__doc__)
+    add_model_arguments(p, "landscape | bair | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth",
                             seq_help="frames per transferred video")
-    p.add_argument("-videos", default=None, type=cli.existing_folder,
+    p.add_argument("-videos", default=None, type=existing_folder,
                    help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
-    p.add_argument("-images", default=None, type=cli.image_source,
+    p.add_argument("-images", default=None, type=image_source,
                    help="a target start frame or a folder of them (default: the queries' first frames)")
-    p.add_argument("-n_targets", type=cli.positive_int, default=5, help="target start frames per query")
-    p.add_argument("-use_mean", type=cli.boolean, default=True, help="encode the query with the posterior mean")
-    p.add_argument("-query_frames", type=cli.int_at_least(16, "16 or 17"), default=None,
+    p.add_argument("-n_targets", type=positive_int, default=5, help="target start frames per query")
+    p.add_argument("-use_mean", type=str2bool, default=True, help="encode the query with the posterior mean")
+    p.add_argument("-query_frames", type=int_at_least(16, "16 or 17"), default=None,
                    help="frames read per query: 17 (default: start frame + the 16 frames stage 1 encodes in "
                         "training) or 16 (the original script: frames 1-15 are encoded)")
     p.add_argument("-out", default=None, type=Path, help="output folder (default: assets/results/<dataset>/transfer)")
-    p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF/MP4")
+    p.add_argument("-fps", type=positive_float, default=3.0, help="frames per second of the GIF/MP4")
     return p.parse_args(argv)
-
-
-def list_videos(folder: Path) -> list[Path]:
-    """Sub-folders of frames, GIFs and MP4s in ``folder`` (naturally sorted)."""
-    from natsort import natsorted
-
-    if not folder.is_dir():
-        raise MissingFileError(f"video folder not found: {folder.resolve()}")
-    vids = [p for p in folder.iterdir() if p.is_dir() or p.suffix.lower() in (".gif", ".mp4")]
-    if not vids:
-        raise MissingFileError(f"no query videos (frame folders, .gif, .mp4) in {folder.resolve()}")
-    return natsorted(vids, key=lambda p: p.name)
 
 
 def load_query(path: Path, size: int, n_frames: int) -> "torch.Tensor":
     """The first ``n_frames`` frames of a video, resized: (1, n_frames, 3, size, size)."""
     from data.augment import resize_clip
-    from utils.video import read_video
+    from data.videos import read_video
 
     v = read_video(path)
     if v.shape[0] < n_frames:
@@ -67,20 +57,20 @@ def load_query(path: Path, size: int, n_frames: int) -> "torch.Tensor":
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parse_args(argv)
-    dataset = args.dataset
-    model_dir = args.ckpt_path or cli.default_model_dir(dataset, args.texture)
-    video_dir = args.videos or cli.default_clip_dir(dataset, args.texture)
-    out = args.out or cli.default_results_dir(dataset, args.texture, "transfer")
+    info = dataset_info(args.dataset)
+    video_dir = args.videos or info.clip_dir(args.texture)
+    out = args.out or info.results_dir(args.texture, "transfer")
+    # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 
+    from data.images import list_images, read_images
+    from data.videos import list_videos
+    from stage2_cINN.pipeline import load_model
     from utils.device import get_device
-    from utils.inference import list_images, read_images
-    from utils.logging import setup_logging
-    from utils.video import grid, save_gif, save_mp4, side_by_side
+    from utils.media import grid, save_gif, save_mp4, side_by_side
 
-    setup_logging()
     queries = list_videos(video_dir)
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
+    pipe = load_model(model_dir(args), get_device(args.gpu), args.precision)
     n = args.query_frames or pipe.frames_per_pass + 1
     if not pipe.frames_per_pass <= n <= pipe.frames_per_pass + 1:
         raise ArgumentError(f"-query_frames must be {pipe.frames_per_pass} or {pipe.frames_per_pass + 1}, got {n}")
@@ -102,4 +92,4 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -14,23 +14,25 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-import cli
+from data.registry import dataset_info
+from stage2_cINN.arguments import add_model_arguments, model_dir
+from utils.command import existing_folder, parser, positive_float, positive_int, run
 from utils.errors import ArgumentError
 
 logger = logging.getLogger("visualize_endpoint")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = cli.parser(__doc__)
-    cli.add_model_arguments(p, "bair (only bair has an end-effector control model)",
+    p = parser(__doc__)
+    add_model_arguments(p, "bair (only bair has an end-effector control model)",
                             "control model folder (default models/bair/stage2_control)", dataset_default="bair")
-    p.add_argument("-data_path", required=True, type=cli.existing_folder,
+    p.add_argument("-data_path", required=True, type=existing_folder,
                    help="BAIR root with train/eval/test folders (data/bair/convert_bair.py)")
-    p.add_argument("-n_examples", type=cli.positive_int, default=8, help="test clips to use")
-    p.add_argument("-n_samples", type=cli.positive_int, default=4, help="videos per clip and endpoint")
+    p.add_argument("-n_examples", type=positive_int, default=8, help="test clips to use")
+    p.add_argument("-n_samples", type=positive_int, default=4, help="videos per clip and endpoint")
     p.add_argument("-seed", type=int, default=42, help="random seed of the sampled residuals")
     p.add_argument("-out", default=None, type=Path, help="output folder (default assets/results/bair/endpoint)")
-    p.add_argument("-fps", type=cli.positive_float, default=3.0, help="frames per second of the GIF")
+    p.add_argument("-fps", type=positive_float, default=3.0, help="frames per second of the GIF")
     return p.parse_args(argv)
 
 
@@ -38,19 +40,19 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parse_args(argv)
     if args.dataset != "bair":
         raise ArgumentError(f"-dataset {args.dataset}: endpoint control exists for BAIR only (-dataset bair)")
-    model_dir = args.ckpt_path or cli.default_model_dir("bair", control=True)
-    out = args.out or cli.default_results_dir("bair", None, "endpoint")
+    folder = model_dir(args, control=True)
+    out = args.out or dataset_info("bair").results_dir(None, "endpoint")
+    # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 
-    from data import get_dataset
+    from data.dataset import get_dataset
+    from stage2_cINN.pipeline import load_model
     from utils.device import get_device
-    from utils.logging import setup_logging
-    from utils.video import save_gif, save_png, side_by_side
+    from utils.media import save_gif, save_png, side_by_side
 
-    setup_logging()
-    pipe = cli.load_pipeline(model_dir, get_device(args.gpu), args.precision)
+    pipe = load_model(folder, get_device(args.gpu), args.precision)
     if not pipe.control:
-        raise ArgumentError(f"-ckpt_path {model_dir} was not trained with Training.control: True")
+        raise ArgumentError(f"-ckpt_path {folder} was not trained with Training.control: True")
     cfg = copy.deepcopy(pipe.config)
     cfg["Data"]["data_path"] = str(args.data_path)
     cfg["Data"]["sequence_length"] = args.seq_length + 1
@@ -70,4 +72,4 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

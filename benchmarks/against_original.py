@@ -10,12 +10,12 @@ same random weights, written once in the released folder layout (``config_stage2
 
 Items:
 
-* ``sampling``: the user's path. Ours: ``get_device`` -> ``load_model(dir, device, precision)`` ->
+* ``sampling``: the user's path. Ours: the allocator tuning and ``get_device`` -> ``load_model(dir, device, precision)`` ->
   ``pipe.sample(x0, 16)``. The original: ``get_model.Model(dir, 16)`` -> ``model(x0)`` under
   ``torch.no_grad`` (``generate_samples.py``), its ``cuda()`` calls patched to no-ops on the CPU; its bf16 is
   ``torch.autocast`` around that call (the original has no precision option).
 * ``fwdbwd``: stage-1 encoder + decoder forward, L1 + 1e-5 KL, backward, batch ``--batch`` (default 2);
-  bf16 is ``torch.autocast`` around both forwards in both codebases (ours: ``utils.amp.autocast``).
+  bf16 is ``torch.autocast`` around both forwards in both codebases (ours: ``utils.precision.autocast``).
 
 Timed calls exclude loading (sampling) and building (fwdbwd); each setup is warmed up first. Before
 timing, the fp32 samples of both codebases for one fixed residual are compared (max abs difference).
@@ -43,8 +43,11 @@ def write_released_model(root: Path, cfg_paths: tuple[str, str, str], seed: int 
     import torch
     import yaml
 
+    from stage1_VAE.config import STAGE1_SCHEMA
     from stage1_VAE.modules import build_stage1
+    from stage2_cINN.AE.config import AE_SCHEMA
     from stage2_cINN.AE.modules import build_ae_encoder
+    from stage2_cINN.config import CINN_SCHEMA
     from stage2_cINN.modules import build_cinn
     from utils.checkpoint import atomic_save
     from utils.config import load_config, strip_private
@@ -54,7 +57,7 @@ def write_released_model(root: Path, cfg_paths: tuple[str, str, str], seed: int 
         path.write_text(yaml.safe_dump(strip_private(cfg), sort_keys=False))
 
     torch.manual_seed(seed)
-    cfg1, cfg2, cfg_ae = (load_config(ROOT / p, s) for p, s in zip(cfg_paths, ("stage1", "cinn", "ae")))
+    cfg1, cfg2, cfg_ae = (load_config(ROOT / p, s) for p, s in zip(cfg_paths, (STAGE1_SCHEMA, CINN_SCHEMA, AE_SCHEMA)))
     s1, ae, s2 = root / "stage1", root / "stage2_AE", root / "stage2"
     nets = build_stage1(cfg1)
     dump(cfg1, s1 / "config_stage1.yaml")
@@ -102,24 +105,27 @@ class Ours:
     """This repository's code on its user path."""
 
     def __init__(self, model_dir: Path, bs: int) -> None:
+        from utils.allocator import tune_cpu_allocator
         from utils.device import get_device
 
+        tune_cpu_allocator()  # as every entry point starts (utils.command.run)
         self.device = get_device(-1)
         self.model_dir, self.bs = model_dir, bs
 
     def setup(self, item: str, precision: str) -> tuple[Callable[[], object], Callable | None]:
         from stage2_cINN.pipeline import load_model
-        from utils.amp import autocast
+        from utils.precision import autocast
 
         if item == "sampling":
             pipe = load_model(self.model_dir, self.device, precision)
             x0, _, res = _inputs(pipe.img_size, self.bs, pipe.z_dim)
             return (lambda: pipe.sample(x0, 16)), (lambda: pipe.sample(x0, 16, residual=res))
+        from stage1_VAE.config import STAGE1_SCHEMA
         from stage1_VAE.modules import build_stage1
         from utils.checkpoint import load_checkpoint, state_dict_of
         from utils.config import load_config
 
-        cfg1 = load_config(self.model_dir.parent / "stage1" / "config_stage1.yaml", "stage1")
+        cfg1 = load_config(self.model_dir.parent / "stage1" / "config_stage1.yaml", STAGE1_SCHEMA)
         nets = build_stage1(cfg1)
         enc, dec = nets["encoder"].train(), nets["decoder"].train()
         for net, name in ((enc, "best_PFVD_ENC.pth.tar"), (dec, "best_PFVD_GEN.pth")):

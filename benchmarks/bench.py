@@ -49,9 +49,14 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
+from stage1_VAE.config import STAGE1_SCHEMA  # noqa: E402
 from stage1_VAE.modules import build_stage1  # noqa: E402
-from stage1_VAE.modules.perf import maybe_compile, set_channels_last  # noqa: E402
+from stage2_cINN.AE.config import AE_SCHEMA  # noqa: E402
+from stage2_cINN.config import CINN_SCHEMA  # noqa: E402
+from utils import command  # noqa: E402
+from utils.compile import maybe_compile  # noqa: E402
 from utils.config import load_config  # noqa: E402
+from utils.memory_format import set_channels_last  # noqa: E402
 
 CONFIGS = {
     "bair": ("stage1_VAE/configs/bair_config.yaml", "stage2_cINN/configs/bair_config.yaml",
@@ -294,7 +299,7 @@ def _synthetic(kind: str, tmp: Path, img: int, n_videos: int = 4) -> dict:
     return write_synthetic_dataset(kind, tmp / kind, n_videos=n_videos, n_frames=20, size=img)
 
 
-def _training_config(path: str, schema: str, data: dict, tmp: Path, bs: int, extra: list[str]) -> dict:
+def _training_config(path: str, schema: dict, data: dict, tmp: Path, bs: int, extra: list[str]) -> dict:
     overrides = [f"Training.save_path={tmp / 'runs'}", "Training.savename=bench", f"Training.bs={bs}",
                  "Training.workers=0", "Training.allow_random_lpips=True", "Logging.mode=disabled", *extra]
     cfg = load_config(ROOT / path, schema, overrides)
@@ -304,16 +309,16 @@ def _training_config(path: str, schema: str, data: dict, tmp: Path, bs: int, ext
 
 def bench_stage1(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
     from stage1_VAE.trainer import Stage1Trainer
-    from utils.run import start_run_from_config
+    from training.run import start_run_from_config
 
     img, bs = int(cfgs[0]["Data"]["img_size"]), args.batch or (2 if device.type == "cpu" else None)
     with tempfile.TemporaryDirectory() as tmp:
         data = _synthetic(cfgs[3], Path(tmp), img)
         bs = bs or int(cfgs[0]["Training"]["bs"])
-        cfg = _training_config(CONFIGS[name][0], "stage1", data, Path(tmp), bs,
+        cfg = _training_config(CONFIGS[name][0], STAGE1_SCHEMA, data, Path(tmp), bs,
                                ["Training.FVD=none", f"Training.amp={args.amp}", f"Training.compile={args.compile}"])
         gpu = (device.index or 0) if device.type == "cuda" else -1
-        trainer = Stage1Trainer(start_run_from_config(cfg, gpu, "stage1"))
+        trainer = Stage1Trainer(start_run_from_config(cfg, gpu, Stage1Trainer.CONFIG_FILE))
         seq = (torch.rand(bs, 17, 3, img, img, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
         epoch = int(cfg["Training"]["pretrain"])  # GAN terms and discriminator updates on
         for m in (trainer.encoder, trainer.decoder, trainer.disc_t, trainer.disc_s):
@@ -349,16 +354,16 @@ def bench_cinn(name: str, cfgs: tuple, args, device: torch.device) -> list[Resul
 
 def bench_ae(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
     from stage2_cINN.AE.trainer import AETrainer
-    from utils.run import start_run_from_config
+    from training.run import start_run_from_config
 
     cfg_ae = cfgs[2]
     img = int(cfg_ae["AE"]["in_size"])
     bs = args.batch or (2 if device.type == "cpu" else int(cfg_ae["Training"]["bs"]))
     with tempfile.TemporaryDirectory() as tmp:
         data = _synthetic(cfgs[3], Path(tmp), img)
-        cfg = _training_config(CONFIGS[name][2], "ae", data, Path(tmp), bs, [f"Training.compile={args.compile}"])
+        cfg = _training_config(CONFIGS[name][2], AE_SCHEMA, data, Path(tmp), bs, [f"Training.compile={args.compile}"])
         gpu = (device.index or 0) if device.type == "cuda" else -1
-        trainer = AETrainer(start_run_from_config(cfg, gpu, "ae"))
+        trainer = AETrainer(start_run_from_config(cfg, gpu, AETrainer.CONFIG_FILE))
         x = (torch.rand(bs, 3, img, img, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device)
         epoch = int(cfg["Training"]["pretrain"])  # adversarial term and discriminator update on
         res = Result(name, "ae", f"bs{bs} full iteration", bs, "images/s")
@@ -379,14 +384,15 @@ def bench_fvd(name: str, cfgs: tuple, args, device: torch.device) -> list[Result
 
 
 def bench_data(name: str, cfgs: tuple, args, device: torch.device) -> list[Result]:
-    from data import get_dataset, make_loader
+    from data.dataset import get_dataset
+    from data.loader import make_loader
 
     cfg1 = cfgs[0]
     img, bs = int(cfg1["Data"]["img_size"]), args.batch or int(cfg1["Training"]["bs"])
     n_batches = 4
     with tempfile.TemporaryDirectory() as tmp:
         data = _synthetic(cfgs[3], Path(tmp), img, n_videos=bs * n_batches)
-        cfg = _training_config(CONFIGS[name][0], "stage1", data, Path(tmp), bs, [])
+        cfg = _training_config(CONFIGS[name][0], STAGE1_SCHEMA, data, Path(tmp), bs, [])
         loader = make_loader(get_dataset(cfg, "train"), bs, shuffle=True, workers=args.workers, drop_last=True)
 
         def epoch() -> int:
@@ -488,20 +494,18 @@ ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
-    import cli
-
-    p = cli.parser(__doc__.split("\n\n")[0])
+    p = command.parser(__doc__.split("\n\n")[0])
     p.add_argument("--config", nargs="+", default=["bair", "landscape"], choices=sorted(CONFIGS))
     p.add_argument("--what", default=",".join(ALL), help=f"comma-separated subset of {','.join(ALL)}")
-    cli.add_gpu_argument(p)
+    command.add_gpu_argument(p)
     p.add_argument("--device", default=None, type=_device_gpu,
                    help="cpu | cuda | cuda:N, the same as -gpu -1 | 0 | N (default: utils.device.get_device)")
-    p.add_argument("--repeats", type=cli.positive_int, default=3)
-    p.add_argument("--warmup", type=cli.non_negative_int, default=1)
-    p.add_argument("--batch", type=cli.positive_int, default=None, help="batch of the training/fvd/data items")
-    p.add_argument("--sample-bs", type=cli.positive_int, nargs="+", default=[1, 8])
-    p.add_argument("--workers", type=cli.non_negative_int, default=2, help="data-loader workers of the data item")
-    p.add_argument("--threads", type=cli.positive_int, default=None, help="torch.set_num_threads")
+    p.add_argument("--repeats", type=command.positive_int, default=3)
+    p.add_argument("--warmup", type=command.non_negative_int, default=1)
+    p.add_argument("--batch", type=command.positive_int, default=None, help="batch of the training/fvd/data items")
+    p.add_argument("--sample-bs", type=command.positive_int, nargs="+", default=[1, 8])
+    p.add_argument("--workers", type=command.non_negative_int, default=2, help="data-loader workers of the data item")
+    p.add_argument("--threads", type=command.positive_int, default=None, help="torch.set_num_threads")
     p.add_argument("--baseline-rev", default=None, help="git revision whose decoder is the 'before'")
     p.add_argument("--channels-last", action="store_true", help="channels-last-3D stage-1 networks")
     p.add_argument("--compile", action="store_true", help="torch.compile the benchmarked networks")
@@ -527,7 +531,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
 
     malloc_tuned = tune_cpu_allocator(not args.no_malloc_tuning)
     if args.no_malloc_tuning:
-        os.environ["I2V_MALLOC_TUNING"] = "0"  # also for get_device's start-up tuning
+        os.environ["I2V_MALLOC_TUNING"] = "0"  # also for the worker processes
     device = get_device(args.device if args.device is not None else args.gpu)  # a missing GPU: the CPU, warned
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -545,7 +549,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
     results: list[Result] = []
     for name in args.config:
         s1, s2, ae, kind = CONFIGS[name]
-        cfgs = (load_config(ROOT / s1, "stage1"), load_config(ROOT / s2, "cinn"), load_config(ROOT / ae, "ae"), kind)
+        cfgs = (load_config(ROOT / s1, STAGE1_SCHEMA), load_config(ROOT / s2, CINN_SCHEMA), load_config(ROOT / ae, AE_SCHEMA),
+                kind)
         for item in what:
             for r in ITEMS[item](name, cfgs, args, device):
                 print(r.row(), flush=True)
@@ -573,6 +578,4 @@ def _device_gpu(text: str) -> int:
 
 
 if __name__ == "__main__":
-    from cli import run
-
-    run(main)
+    command.run(main)

@@ -6,17 +6,19 @@ Typical use::
     train = get_dataset(config, 'train')          # config: the full parsed YAML
     loader = make_loader(train, batch_size=8, shuffle=True, workers=4)
 
-The names below are imported on first use (PEP 562), so that ``data.layouts`` (the dataset names a config
-is checked against) loads without torch, OpenCV or kornia.
+The names below are the package's public API, imported on first use (PEP 562) so that ``data.registry`` and
+``data.config`` (the dataset names and the ``Data`` section a config is checked against) load without torch,
+OpenCV or kornia; the project's own modules import from the submodules directly.
 """
 import importlib
 
 _EXPORTS = {
     "ClipTransform": "augment",
     "DataLayoutError": "dataset", "FrameFolderDataset": "dataset", "build_dataset": "dataset",
-    "find_videos": "dataset", "get_dataset": "dataset", "get_loader": "dataset",
+    "find_videos": "dataset", "get_dataset": "dataset",
     "FrameReadError": "frame_io", "read_clip": "frame_io", "read_positions": "frame_io",
-    "LAYOUTS": "layouts", "Layout": "layouts", "get_layout": "layouts",
+    "DATASETS": "registry", "DatasetInfo": "registry", "Layout": "registry", "dataset_info": "registry",
+    "get_layout": "registry",
     "make_loader": "loader", "seed_worker": "loader",
 }
 

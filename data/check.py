@@ -2,7 +2,7 @@
 
     python -m data.check -cf stage1_VAE/configs/bair_config.yaml Data.data_path=/data/bair [--modes train eval test]
 
-Takes any stage's config (its ``Data`` section and ``Training.control``), lists each split's videos as
+Takes any stage's config (its ``Data`` section, checked, and ``Training.control``), lists each split's videos as
 training does, then decodes every frame of every video (threads, with a progress bar). Prints one line
 per problem and a summary per split; the exit status is 1 when a problem was found, else 0. Training
 skips a clip with an unreadable frame (and stops when more than 1 % of an epoch's clips are); this finds
@@ -18,12 +18,12 @@ from typing import Mapping, Sequence
 
 from tqdm import tqdm
 
-from .dataset import DataLayoutError, Video, find_videos, frame_gaps
-from .frame_io import POSITIONS_FILE, FrameReadError, read_frame, read_positions
-from .layouts import get_layout
-
-SCHEMA_BY_SECTION = {"Decoder": "stage1", "AE": "ae", "Flow": "cinn"}
-
+from data.config import DATA_SCHEMA
+from data.dataset import DataLayoutError, Video, find_videos, frame_gaps
+from data.frame_io import POSITIONS_FILE, FrameReadError, read_frame, read_positions
+from data.registry import get_layout
+from utils import command
+from utils.config import ConfigError, load_config, validate_config
 
 @dataclass
 class VideoReport:
@@ -86,25 +86,22 @@ def check_split(data: Mapping, mode: str, control: bool, workers: int) -> tuple[
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Check the splits; 1 when a problem was found (a config error is raised as the project's error)."""
-    import cli
-    from utils.config import ConfigError, load_config
-
-    p = cli.parser(__doc__)
+    p = command.parser(__doc__)
     p.add_argument("-cf", "--config", required=True, help="a stage-1, AE or cINN config")
     p.add_argument("--modes", nargs="+", default=["train", "eval"], choices=["train", "eval", "test"])
-    p.add_argument("--workers", type=cli.positive_int, default=min(8, os.cpu_count() or 1), help="decoding threads")
-    p.add_argument("--max-list", type=cli.positive_int, default=50, help="problems printed per split")
+    p.add_argument("--workers", type=command.positive_int, default=min(8, os.cpu_count() or 1), help="decoding threads")
+    p.add_argument("--max-list", type=command.positive_int, default=50, help="problems printed per split")
     p.add_argument("overrides", nargs="*", help="config overrides such as Data.data_path=/x")
     args = p.parse_args(argv)
     raw = load_config(args.config, None, args.overrides)
-    schema = next((s for section, s in SCHEMA_BY_SECTION.items() if section in raw), None)
-    if schema is None:
-        raise ConfigError(f"config '{args.config}' has none of the sections {sorted(SCHEMA_BY_SECTION)}")
-    config = load_config(args.config, schema, args.overrides)
-    control = bool(config["Training"].get("control", False))
+    if not isinstance(raw.get("Data"), dict):
+        raise ConfigError(f"config '{args.config}' has no Data section (expected a stage-1, AE or cINN config)")
+    private = {k: v for k, v in raw.items() if str(k).startswith("_")}
+    data = validate_config({"Data": raw["Data"], **private}, {"Data": DATA_SCHEMA})["Data"]
+    control = bool((raw.get("Training") or {}).get("control", False))
     found = False
     for mode in args.modes:
-        problems, summary = check_split(config["Data"], mode, control, args.workers)
+        problems, summary = check_split(data, mode, control, args.workers)
         real = [q for q in problems if not q.startswith("note: ")]
         found |= bool(real)
         for line in problems[: args.max_list]:
@@ -117,6 +114,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from cli import run
-
-    run(lambda argv: sys.exit(main(argv)))
+    command.run(lambda argv: sys.exit(main(argv)))

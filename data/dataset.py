@@ -1,4 +1,4 @@
-"""One "folders of frames" video dataset for every layout in :mod:`data.layouts`.
+"""One "folders of frames" video dataset for every layout of :mod:`data.registry`.
 
 An item is ``{'seq': float (T, 3, img_size, img_size) in [-1, 1]}`` with ``T = Data.sequence_length``,
 plus ``'cond'``: the raw ``(3,)`` end-effector position at the clip's last frame for BAIR with control.
@@ -27,14 +27,15 @@ from tqdm import tqdm
 
 from utils.errors import I2VError, MissingFileError
 
-from .augment import ClipTransform
-from .frame_io import POSITIONS_FILE, FrameReadError, read_clip, read_positions
-from .layouts import IMAGE_EXTENSIONS, MODES, Layout, get_layout
+from data.augment import ClipTransform
+from data.formats import IMAGE_EXTENSIONS
+from data.frame_io import POSITIONS_FILE, FrameReadError, read_clip, read_positions
+from data.registry import MODES, Layout, get_layout
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DataLayoutError", "Video", "FrameFolderDataset", "find_videos", "frame_gaps", "build_dataset",
-           "get_dataset", "get_loader"]
+           "get_dataset"]
 
 EVAL_SEED = 0  # seeds the per-index start frame of eval/test clips
 TEST_CLIPS_SEED = 0  # seeds the fixed set of iPER test clips
@@ -280,15 +281,3 @@ def get_dataset(config: Mapping[str, Any], mode: str, control: Optional[bool] = 
         control = bool((config.get("Training") or {}).get("control", False))
     return build_dataset(get_layout(data["dataset"]), data, mode, control=control)
 
-
-def get_loader(name: str, control: bool = False) -> Callable[[Mapping[str, Any], str], FrameFolderDataset]:
-    """Original-style factory: ``get_loader('bair', control=True)(config, 'train')`` -> dataset.
-
-    ``name`` overrides ``config['Data']['dataset']``.
-    """
-    layout = get_layout(name)
-
-    def build(config: Mapping[str, Any], mode: str) -> FrameFolderDataset:
-        return build_dataset(layout, config["Data"], mode, control=control)
-
-    return build

@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torch.utils.data.distributed import DistributedSampler
 
-from .frame_io import BadClipsError, FrameReadError
+from data.dataset import DataLayoutError
+from data.frame_io import BadClipsError, FrameReadError
 
 __all__ = ["BAD_CLIPS_KEY", "BadClipCounter", "SkipBadClips", "check_batches", "make_loader", "seed_worker"]
 
@@ -107,7 +108,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, 
     A loader that would yield no batch at all (fewer clips per rank than ``batch_size`` with ``drop_last``)
     is a :class:`~data.dataset.DataLayoutError` saying how many clips and what batch size.
     ``skip_bad_clips`` (a fraction, e.g. 0.01) skips clips with unreadable frames instead of raising; iterate
-    with :func:`utils.trainer.epoch_iter`, which logs them and stops once more than that fraction is bad.
+    with :func:`training.loop.epoch_iter`, which logs them and stops once more than that fraction is bad.
     """
     drop_last = shuffle if drop_last is None else drop_last
     if skip_bad_clips is not None:
@@ -126,14 +127,12 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, 
         collate_fn=collate_skipping_bad if skip_bad_clips is not None else None,
     )
     loader.max_bad_fraction = skip_bad_clips
-    loader.base_seed = seed * 1009 + rank  # utils.trainer.epoch_iter reseeds the shuffle per epoch
+    loader.base_seed = seed * 1009 + rank  # training.loop.epoch_iter reseeds the shuffle per epoch
     return loader
 
 
 def check_batches(dataset: Dataset, batch_size: int, world_size: int = 1, drop_last: bool = True) -> None:
     """Raise :class:`~data.dataset.DataLayoutError` unless every rank gets at least one batch per epoch."""
-    from .dataset import DataLayoutError
-
     n = len(dataset)
     per_rank = n // world_size if drop_last else -(-n // world_size)
     if per_rank >= (batch_size if drop_last else 1):

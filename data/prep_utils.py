@@ -10,7 +10,8 @@ from typing import Callable, Iterable, Optional, TypeVar
 from natsort import natsorted
 from tqdm import tqdm
 
-from .frame_io import extract_video_frames
+from data.frame_io import extract_video_frames
+from utils.command import positive_int
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,8 +58,6 @@ def extract_job(job: tuple[Path, Path, str, Optional[int], bool]) -> Optional[in
 
 def add_extraction_args(parser: argparse.ArgumentParser) -> None:
     """The ``--size``, ``--workers`` and ``--overwrite`` options of the frame extraction scripts."""
-    from cli import positive_int
-
     parser.add_argument("--size", type=positive_int, default=None, help="resize the shorter side to this many pixels")
     parser.add_argument("--workers", type=positive_int, default=1, help="inputs processed in parallel")
     parser.add_argument("--overwrite", action="store_true", help="re-extract videos already extracted")

@@ -13,9 +13,12 @@ from typing import Any, Callable, Optional, Union
 import cv2
 import numpy as np
 
-from .frame_io import write_frame, write_positions
-from .layouts import LAYOUTS, MODES, get_layout
-from .tfrecord import write_examples
+from data.frame_io import write_frame, write_positions
+from data.registry import DATASETS, MODES, get_layout
+from data.tfrecord import write_examples
+from utils import command
+
+LAYOUT_NAMES = [info.layout.name for info in DATASETS.values() if info.layout is not None]
 
 logger = logging.getLogger(__name__)
 
@@ -132,18 +135,16 @@ def write_bair_tfrecord(path: Union[str, Path], n_examples: int, n_frames: int =
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    import cli
-
-    parser = cli.parser(__doc__)
-    parser.add_argument("--layout", required=True, type=str.lower, choices=sorted(LAYOUTS),
+    parser = command.parser(__doc__)
+    parser.add_argument("--layout", required=True, type=str.lower, choices=sorted(LAYOUT_NAMES),
                         help="bair, landscape, iPER, DTDB or folder")
     parser.add_argument("--out", required=True, type=Path, help="output root folder")
-    parser.add_argument("--n_videos", type=cli.positive_int, default=3, help="videos per split")
-    parser.add_argument("--n_frames", type=cli.positive_int, default=30, help="frames per video")
-    parser.add_argument("--size", type=cli.positive_int, default=64, help="frame size in pixels")
+    parser.add_argument("--n_videos", type=command.positive_int, default=3, help="videos per split")
+    parser.add_argument("--n_frames", type=command.positive_int, default=30, help="frames per video")
+    parser.add_argument("--size", type=command.positive_int, default=64, help="frame size in pixels")
     parser.add_argument("--texture", default="fire", help="DTDB texture")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tfrecord", type=cli.non_negative_int, default=0, metavar="N",
+    parser.add_argument("--tfrecord", type=command.non_negative_int, default=0, metavar="N",
                         help="bair only: write raw TFRecords with N examples per record instead of frames")
     args = parser.parse_args(argv)
     if args.tfrecord:
@@ -160,6 +161,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    from cli import run
-
-    run(main)
+    command.run(main)

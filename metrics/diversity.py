@@ -119,12 +119,6 @@ def embedding_diversity(realizations: torch.Tensor | Iterable[torch.Tensor],
     return diversity_from_embeddings(torch.cat(embeddings), scale)
 
 
-def i3d_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], extractor: FVDFeatureExtractor,
-                  batch_size: int = 8) -> float:
-    """I3D diversity: embeddings of the Kinetics I3D (``extractor`` with protocol 'fvd')."""
-    return embedding_diversity(realizations, extractor, batch_size, desc="I3D diversity")
-
-
 def dti3d_diversity(realizations: torch.Tensor | Iterable[torch.Tensor], extractor: FVDFeatureExtractor,
                     batch_size: int = 8) -> float:
     """DTI3D diversity x1000: embeddings of the DTDB I3D (``extractor`` with protocol 'dtfvd')."""

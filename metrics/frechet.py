@@ -13,6 +13,7 @@ Also: batching helpers shared by the feature extractors of this package.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Callable, Iterable, Iterator
 
@@ -21,6 +22,15 @@ import torch
 from tqdm import tqdm
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RealStats:
+    """Mean (D,), covariance (D, D) and number of the real features of one metric."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    count: int
 
 
 def _as_features(features: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -32,7 +32,6 @@ from torch import nn
 from metrics.dti3d import DTDBI3D
 from metrics.frechet import extract_features, frechet_distance_from_features
 from metrics.i3d import KineticsI3D
-from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -142,37 +141,3 @@ def extract_i3d_features(videos: torch.Tensor | Iterable[torch.Tensor], extracto
 def compute_fvd(real_features: np.ndarray, fake_features: np.ndarray) -> float:
     """Frechet distance (float64) between real (N1, D) and fake (N2, D) video embeddings."""
     return frechet_distance_from_features(real_features, fake_features)
-
-
-def fvd_from_videos(real: torch.Tensor | Iterable[torch.Tensor], fake: torch.Tensor | Iterable[torch.Tensor],
-                    extractor: FVDFeatureExtractor, batch_size: int = 16) -> float:
-    """FVD/PFVD/DTFVD (per ``extractor.protocol``) between two sets of videos in [-1, 1]."""
-    return compute_fvd(extract_i3d_features(real, extractor, batch_size),
-                       extract_i3d_features(fake, extractor, batch_size))
-
-
-class TrainingFVD:
-    """The per-epoch FVD logged during training: the original's "PFVD" (hassony2 I3D, [0, 1] inputs,
-    align_corners resize; not comparable to paper FVD) or DTFVD (16-frame DTDB I3D)."""
-
-    def __init__(self, kind: str, device: torch.device | str = "cpu", weights: str | None = None) -> None:
-        kind = kind.upper()
-        if kind == "FVD":
-            from metrics.i3d import load_kinetics_i3d
-
-            self.name, model, protocol = "PFVD", load_kinetics_i3d(device, weights), "pfvd"
-        elif kind == "DTFVD":
-            from metrics.dti3d import load_dtdb_i3d
-
-            self.name, model, protocol = "DTFVD", load_dtdb_i3d(16, device, weights), "dtfvd"
-        else:
-            raise ConfigError(f"Training.FVD must be FVD, DTFVD or none, got {kind!r}")
-        self.extractor = FVDFeatureExtractor(model, protocol, device)
-
-    def features(self, videos: torch.Tensor) -> torch.Tensor:
-        """Embeddings (B, D) of videos (B, T, 3, H, W) in [-1, 1], on the CPU in float64."""
-        return self.extractor(videos).double().cpu()
-
-    def distance(self, real: torch.Tensor, fake: torch.Tensor) -> float:
-        """Frechet distance between two sets of embeddings."""
-        return compute_fvd(real.numpy(), fake.numpy())

@@ -24,7 +24,7 @@ PAPER_DTI3D_REALISATIONS = 5  # the original's DTI3D diversity loops over range(
 
 
 class ProtocolError(ArgumentError):
-    """The protocol cannot be applied to this many videos or frames (printed as ``error: ...`` by :func:`cli.run`)."""
+    """The protocol cannot be applied to this many videos or frames (printed as ``error: ...`` by :func:`utils.command.run`)."""
 
 
 @dataclasses.dataclass(frozen=True)

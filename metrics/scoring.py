@@ -6,7 +6,7 @@ FID and LPIPS per trial under a counting protocol (:mod:`metrics.protocol`).
 :class:`DiversityFeatures`: per start frame and trial the VGG per-layer diversity and the I3D / DTI3D
 embeddings of every realisation; :meth:`DiversityFeatures.score` gives the three scores per trial.
 
-Records (:mod:`metrics.sharded`) are ``{key: (indices, values)}``; real-side keys ``<M>.real`` hold
+Records (:data:`Records`, gathered by :mod:`evaluation.sharded`) are ``{key: (indices, values)}``; real-side keys ``<M>.real`` hold
 ``(n, ...)``, generated-side keys ``<M>.fake`` and ``LPIPS`` ``(n, n_trials, ...)``. Features are kept
 in float32 (what the networks output) and every statistic is computed in float64.
 """
@@ -17,18 +17,19 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from metrics.frechet import frechet_distance_to_features, statistics
+from metrics.diversity import DTI3D_SCALE, VGG_LAYERS, diversity_from_embeddings, vgg_layer_diversity
+from metrics.frechet import RealStats, frechet_distance_to_features, statistics
+from metrics.lpips_metric import lpips_per_frame
 from metrics.protocol import dtfvd_clip, realisations_used, used_count
-from metrics.real_stats import RealStats
-from metrics.sharded import Records
 
 SYNTHESIS_METRICS = ("FVD", "DTFVD", "FID", "LPIPS")
 DIVERSITY_METRICS = ("VGG", "I3D", "DTI3D")
 FRECHET_METRICS = ("FVD", "DTFVD", "FID")
-# which field of metrics.evaluation.Backbones each metric needs
+# which field of evaluation.backbones.Backbones each metric needs
 METRIC_BACKBONES = {"FVD": "fvd", "DTFVD": "dtfvd", "FID": "fid", "LPIPS": "lpips",
                     "VGG": "vgg", "I3D": "fvd", "DTI3D": "dtfvd"}
 UNITS = {"FVD": "videos", "DTFVD": "videos", "FID": "frames"}
+Records = dict[str, tuple[torch.Tensor, torch.Tensor]]  # key -> (item indices (n,), values (n, ...))
 
 
 def checked_metrics(backbones: Any, metrics: Sequence[str], known: Sequence[str]) -> tuple[str, ...]:
@@ -85,8 +86,6 @@ class SynthesisFeatures:
         """Records of one chunk: real features (if ``real`` is given and ``real_features``), the features of
         the generated videos of every trial (``fakes``: one (B, T, 3, H, W) tensor per trial), and the LPIPS
         of every frame pair (B, trials, T) when both sides are given."""
-        from metrics.lpips_metric import lpips_per_frame
-
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         records: Records = {}
         if real is not None and real_features:
@@ -161,8 +160,6 @@ class DiversityFeatures:
 
     def chunk_records(self, indices: Sequence[int], trials: Sequence[torch.Tensor]) -> Records:
         """Records of one chunk; ``trials``: per trial the realisations (n_realiz, B, T, 3, H, W)."""
-        from metrics.diversity import vgg_layer_diversity
-
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         per_metric: dict[str, list[torch.Tensor]] = {m: [] for m in self.metrics}
         for r in trials:
@@ -184,8 +181,6 @@ class DiversityFeatures:
 
     def score(self, records: dict[str, torch.Tensor], n: int) -> tuple[list[dict[str, float]], dict[str, Any]]:
         """(scores per trial, counts): 'VGG' (mean of the five layers), 'VGG_<layer>', 'I3D', 'DTI3D' (x1000)."""
-        from metrics.diversity import DTI3D_SCALE, VGG_LAYERS, diversity_from_embeddings
-
         counts = self.used_counts(n)
         n_trials = next(iter(records.values())).shape[1]
         trials: list[dict[str, float]] = [{} for _ in range(n_trials)]

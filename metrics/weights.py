@@ -17,7 +17,6 @@ it must come from a trusted source (the link below).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +24,12 @@ from typing import Callable, Mapping
 
 import torch
 
+from utils.checkpoint import safe_load
+from utils.paths import MODELS_DIR
 from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 
 @dataclass(frozen=True)
@@ -88,30 +88,11 @@ def weights_path(name: str, path: str | Path | None = None, weights_dir: str | P
     return resolved
 
 
-_SHA256: dict[tuple[str, int, int], str] = {}
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 (hex) of a file's bytes (cached per path, size and modification time)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA256:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        _SHA256[key] = digest.hexdigest()
-    return _SHA256[key]
-
-
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """Load a state dict from ``path`` on the CPU: a plain dict, or ``{'state_dict': ...}``.
 
     A ``module.`` prefix (from ``nn.DataParallel``) is removed.
     """
-    from utils.checkpoint import safe_load
-
     obj = safe_load(path)  # weights_only=True; a file with pickled objects is refused (utils.checkpoint)
     if isinstance(obj, dict) and "state_dict" in obj:
         obj = obj["state_dict"]

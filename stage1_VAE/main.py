@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cli
+from stage1_VAE.config import STAGE1_SCHEMA
+from training.config import training_config
+from utils.command import run
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse the command line, check every input, train, and return the last validation metrics."""
-    return cli.train_main(argv, "stage1", __doc__, "stage1_VAE.trainer:Stage1Trainer")
+    config, gpu = training_config(argv, __doc__, STAGE1_SCHEMA)  # read and checked before torch is imported
+    from stage1_VAE.trainer import Stage1Trainer  # torch: once the config is checked
+    from training.run import run_training
+
+    return run_training(config, gpu, Stage1Trainer)
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -7,28 +7,35 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from blocks.fingerprint import PATCH_DISC, STAGE1_DECODER, STAGE1_ENCODER, TEMPORAL_DISC, expected_values
+from blocks.lpips import make_lpips
+from metrics.quality import psnr, ssim
+from stage1_VAE.config import CONFIG_FILE
 from stage1_VAE.modules import build_stage1
-from stage1_VAE.modules.losses import Stage1Loss, make_lpips
-from utils.amp import autocast, make_scaler
-from utils.distributed import barrier, reduce_mean
-from utils.errors import MissingFileError
-from utils.fingerprint import PATCH_DISC, STAGE1_DECODER, STAGE1_ENCODER, TEMPORAL_DISC, expected_values
-from utils.run import RunContext
-from utils.trainer import (
-    FiniteMonitor, MeanTracker, average_gradients, build_loaders, current_rng, epoch_iter,
-    finish_epoch, load_checkpoint_set, n_steps, psnr, restore_training_state, resume_counters,
-    save_checkpoint_set, ssim, sync_initialised_params, training_state, wrap_model,
+from stage1_VAE.modules.losses import Stage1Loss
+from training.checkpoints import (
+    current_rng, load_checkpoint_set, restore_training_state, resume_counters, save_checkpoint_set, training_state,
 )
-from utils.video import grid, save_gif, save_mp4, side_by_side
+from training.finite import FiniteMonitor
+from training.fvd import make_training_fvd
+from training.loop import (
+    MeanTracker, average_gradients, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params,
+    wrap_model,
+)
+from training.run import RunContext
+from utils.distributed import barrier, reduce_mean
+from utils.media import grid, save_gif, save_mp4, side_by_side
+from utils.precision import autocast, make_scaler
 
 logger = logging.getLogger(__name__)
 
-CKPT_NAMES = {"GEN": "decoder", "ENC": "encoder", "DISC_t": "disc_t", "DISC_s": "disc_s"}
 PART_KINDS = {"GEN": STAGE1_DECODER, "ENC": STAGE1_ENCODER, "DISC_t": TEMPORAL_DISC, "DISC_s": PATCH_DISC}
 
 
 class Stage1Trainer:
     """Owns the stage-1 networks, optimisers, schedulers and the train/validate/checkpoint cycle."""
+
+    CONFIG_FILE = CONFIG_FILE  # the name of its merged config in the run folder (the released layout's)
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx
@@ -57,7 +64,7 @@ class Stage1Trainer:
         self.start_epoch, self.step, self.best = 0, 0, None
         self.finite = FiniteMonitor(self.device, "stage-1")
         self.train_loader, self.eval_loader = build_loaders(ctx)
-        self.fvd = _make_fvd(cfg, self.device)
+        self.fvd = make_training_fvd(tr["FVD"], self.device, tr["i3d_weights"])
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
         elif ctx.dist.enabled:  # identical start on every rank, ActNorm initialised on rank 0's data (its real
@@ -112,27 +119,25 @@ class Stage1Trainer:
     # ------------------------------------------------------------------ training
     def train_step(self, seq: torch.Tensor, epoch: int) -> dict:
         """One iteration in the original's order: the posterior sample and reconstruction, the window and
-        patch frames (numpy), D_t and D_s on fake then real (updated from epoch ``pretrain``; before it they
-        only run forwards, as in the original), then the encoder+decoder update."""
+        patch frames (numpy), D_t and D_s on fake then real (updated from epoch ``pretrain``; before it their
+        losses are only computed and logged, as in the original), then the encoder+decoder update."""
         tr = self.tr
         x0, x = seq[:, 0], seq[:, 1:]  # (B, 3, H, W), (B, T, 3, H, W)
         with autocast(self.device, tr["amp"]):
             z, mu, logvar = self.encoder(x)
             x_hat = self.decoder(x0, z)  # (B, T, 3, H, W)
         idx = self.loss.sample_indices(x.shape[0], x.shape[1], x.device)
-        logs = {}
         with autocast(self.device, tr["amp"]):
-            d_loss, d_logs = self.loss.disc_step(x, x_hat.detach(), epoch, idx)
-        if d_loss is not None:
+            d_loss, logs = self.loss.discriminator_loss(x, x_hat.detach(), epoch, idx)
+        if self.loss.gan_active(epoch):
             self.opt_dt.zero_grad(set_to_none=True)
             self.opt_ds.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
             for disc, opt in ((self.disc_t, self.opt_dt), (self.disc_s, self.opt_ds)):
                 average_gradients(disc, self.ctx.dist)
                 self.scaler.step(opt)
-            logs.update(d_logs)
         with autocast(self.device, tr["amp"]):
-            g_loss, g_logs = self.loss.gen_loss(x, x_hat, mu, logvar, epoch, idx)
+            g_loss, g_logs = self.loss.generator_loss(x, x_hat, mu, logvar, epoch, idx)
         self.opt_g.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         if tr["grad_clip"]:
@@ -225,20 +230,3 @@ class Stage1Trainer:
             barrier(self.ctx.dist)
         self.ctx.log.finish()
         return metrics
-
-
-def _make_fvd(cfg: dict, device: torch.device):
-    """The per-epoch FVD of reconstructions (PFVD or DTFVD); None when disabled or when the default weights
-    are absent (a warning); a missing ``Training.i3d_weights`` file is an error."""
-    kind = str(cfg["Training"]["FVD"]).upper()
-    if kind in ("NONE", "FALSE", ""):
-        return None
-    try:
-        from metrics.fvd import TrainingFVD
-
-        return TrainingFVD(kind, device, cfg["Training"]["i3d_weights"])
-    except (FileNotFoundError, ImportError) as exc:
-        if cfg["Training"]["i3d_weights"] and isinstance(exc, FileNotFoundError):
-            raise MissingFileError(f"Training.i3d_weights: {exc}") from None
-        logger.warning("per-epoch %s disabled: %s", kind, exc)
-        return None

@@ -1,37 +1,48 @@
-"""Find and load the frozen networks a stage-2 config points at (stage-1 encoder/decoder, AE encoder).
+"""Find and load the frozen networks a stage-2 config points at (stage-1 encoder/decoder, AE encoder, the cINN).
 
-Released model folders (SPEC 4)::
+Released model folders (the original's README and ``get_model.py``)::
 
     <First_stage_model.model_path>/<model_name>/   config_stage1.yaml, best_PFVD_GEN.pth, best_PFVD_ENC.pth[.tar]
     <Conditioning_Model.model_path>/<model_name>/  config_stage2_AE.yaml, Encoder_stage2.pth
     models/<dataset>/stage2/                        config_stage2.yaml, cINN.pth
 
-A path written in a config is tried as given, then relative to the config's folder, then relative to
-the repository root; every file that is still missing is reported in one error.
+:func:`model_files` resolves every file once into a :class:`ModelFiles` record (a path written in a config is
+tried as given, then relative to the config's folder, then relative to the repository root), which
+:meth:`ModelFiles.check` checks (every missing file reported in one error) before anything is loaded from it.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import torch
 
-from utils.checkpoint import check_finite, find_checkpoint, load_checkpoint, load_state_checked, state_dict_of
+from blocks.fingerprint import AE_ENCODER, CINN, STAGE1_DECODER, STAGE1_ENCODER, expected_values, load_state_checked
+from stage1_VAE.config import CONFIG_FILE as STAGE1_CONFIG_FILE
+from stage1_VAE.config import STAGE1_SCHEMA
+from stage1_VAE.modules import build_stage1
+from stage2_cINN.AE.config import AE_SCHEMA
+from stage2_cINN.AE.config import CONFIG_FILE as AE_CONFIG_FILE
+from stage2_cINN.AE.modules import build_ae_encoder
+from stage2_cINN.modules import build_cinn
+from training.checkpoint_set import committed_path
+from utils.checkpoint import check_finite, find_checkpoint, load_checkpoint, state_dict_of
 from utils.config import load_config
 from utils.errors import MissingFileError
-from utils.fingerprint import AE_ENCODER, STAGE1_DECODER, STAGE1_ENCODER, expected_values
+from utils.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
+CINN_FILE = "cINN"  # cINN.pth (or .pth.tar) in a stage-2 model folder
 LAYOUT = """expected layout (released weights):
   models/<dataset>/stage1/      config_stage1.yaml, best_PFVD_GEN.pth, best_PFVD_ENC.pth (or .pth.tar)
   models/<dataset>/stage2_AE/   config_stage2_AE.yaml, Encoder_stage2.pth
   models/<dataset>/stage2/      config_stage2.yaml, cINN.pth
 with config_stage2.yaml's First_stage_model / Conditioning_Model (model_path + model_name) pointing at the
-first two folders. See models/README.md."""
+first two folders. See models/README.md; the paper's weights: README, "Pretrained models" (or give another
+model folder, -ckpt_path)."""
 
 
 class MissingFilesError(MissingFileError):
@@ -62,68 +73,69 @@ def resolve(path: str | Path, config_dir: Path | None, names: Iterable[str] = ()
     return (existing[0] if existing else cands[0]).resolve()
 
 
-def _model_dir(section: dict, config_dir: Path | None, names: list[str]) -> Path:
-    joined = Path(str(section["model_path"])) / str(section["model_name"])
-    return resolve(joined, config_dir, names)
+@dataclass(frozen=True)
+class ModelFiles:
+    """Every file of a stage-2 model, resolved once (None: not found; ``missing`` names what is absent)."""
+
+    stage1_config: Path
+    decoder: Path | None
+    encoder: Path | None
+    ae_config: Path
+    ae_encoder: Path | None
+    cinn: Path | None
+    missing: tuple[str, ...]
+
+    def check(self) -> "ModelFiles":
+        """Raise :class:`MissingFilesError` listing every missing file (with the expected layout)."""
+        if self.missing:
+            raise MissingFilesError("missing model files:\n  " + "\n  ".join(self.missing) + "\n" + LAYOUT)
+        return self
 
 
-def _missing(folder: Path, names: Iterable[str]) -> list[str]:
-    return [str(folder / n) + ("" if n.endswith(".yaml") else "(.pth|.pth.tar)")
-            for n in names if (folder / n).exists() is False and find_checkpoint(folder / n) is None]
+def _checkpoint(folder: Path, name: str, missing: list[str]) -> Path | None:
+    """``folder/name`` (.pth, .pth.tar tried), or the staged file standing in for it when a committed checkpoint
+    set's renames were interrupted; None (and recorded in ``missing``) when absent."""
+    found = find_checkpoint(folder / name)
+    if found is None:
+        missing.append(f"{folder / name}(.pth|.pth.tar)")
+        return None
+    return committed_path(found)
 
 
-def first_stage_files(cinn_config: dict) -> tuple[Path, list[str]]:
-    fs = cinn_config["First_stage_model"]
-    names = ["config_stage1.yaml", fs["checkpoint_decoder"], fs["checkpoint_encoder"]]
-    return _model_dir(fs, _config_dir(cinn_config), names), names
+def _config_file(folder: Path, name: str, missing: list[str]) -> Path:
+    if not (folder / name).is_file():
+        missing.append(str(folder / name))
+    return folder / name
 
 
-def conditioner_files(cinn_config: dict) -> tuple[Path, list[str]]:
-    cm = cinn_config["Conditioning_Model"]
-    names = ["config_stage2_AE.yaml", cm["checkpoint_name"]]
-    return _model_dir(cm, _config_dir(cinn_config), names), names
-
-
-def _config_dir(config: dict) -> Path | None:
-    return Path(config["_path"]).parent if config.get("_path") else None
-
-
-def check_files(cinn_config: dict, extra: Iterable[Path] = ()) -> None:
-    """Raise :class:`MissingFilesError` listing every missing file of the frozen models (and ``extra``)."""
-    missing = [str(p) for p in extra if not Path(p).exists()]
-    for folder, names in (first_stage_files(cinn_config), conditioner_files(cinn_config)):
-        missing += _missing(folder, names)
-    if missing:
-        raise MissingFilesError("missing model files:\n  " + "\n  ".join(missing) + "\n" + LAYOUT)
-
-
-def load_first_stage(cinn_config: dict, device: torch.device, parts: Iterable[str] = ("encoder", "decoder")) -> dict:
-    """The frozen stage-1 networks (eval mode, no grad) and their config, as ``{'config', part: module}``."""
-    from stage1_VAE.modules import build_stage1
-
-    folder, names = first_stage_files(cinn_config)
-    cfg1 = load_config(folder / "config_stage1.yaml", "stage1")
-    with torch.device("meta"):
-        nets = build_stage1(cfg1)
-    fs = cinn_config["First_stage_model"]
-    files = {"decoder": fs["checkpoint_decoder"], "encoder": fs["checkpoint_encoder"]}
-    kinds = {"decoder": STAGE1_DECODER, "encoder": STAGE1_ENCODER}
-    out, epochs = {"config": cfg1}, {}
-    for part in parts:
-        ckpt = load_checkpoint(folder / files[part], map_location="cpu")
-        epochs[files[part]] = ckpt.get("epoch")
-        out[part] = _freeze(load_weights(nets[part], ckpt, find_checkpoint(folder / files[part]), kinds[part], cfg1,
-                                         device))
-    if len({e for e in epochs.values() if e is not None}) > 1:
-        logger.warning("%s: the stage-1 files are from different epochs (%s)", folder,
-                       ", ".join(f"{name} epoch {e}" for name, e in epochs.items()))
-    return out
+def model_files(cinn_config: Mapping, cinn_folder: Path | None = None) -> ModelFiles:
+    """Resolve the files of the frozen models ``cinn_config`` points at and, with ``cinn_folder`` (a trained
+    model's folder), its ``cINN.pth``."""
+    config_dir = Path(cinn_config["_path"]).parent if cinn_config.get("_path") else None
+    fs, cm = cinn_config["First_stage_model"], cinn_config["Conditioning_Model"]
+    missing: list[str] = []
+    stage1 = resolve(Path(str(fs["model_path"])) / str(fs["model_name"]), config_dir,
+                     [STAGE1_CONFIG_FILE, fs["checkpoint_decoder"], fs["checkpoint_encoder"]])
+    ae = resolve(Path(str(cm["model_path"])) / str(cm["model_name"]), config_dir,
+                 [AE_CONFIG_FILE, cm["checkpoint_name"]])
+    cinn = None
+    if cinn_folder is not None:
+        cinn = find_checkpoint(Path(cinn_folder) / CINN_FILE)
+        if cinn is None:
+            missing.append(str(Path(cinn_folder).resolve() / f"{CINN_FILE}.pth"))
+    return ModelFiles(
+        stage1_config=_config_file(stage1, STAGE1_CONFIG_FILE, missing),
+        decoder=_checkpoint(stage1, fs["checkpoint_decoder"], missing),
+        encoder=_checkpoint(stage1, fs["checkpoint_encoder"], missing),
+        ae_config=_config_file(ae, AE_CONFIG_FILE, missing),
+        ae_encoder=_checkpoint(ae, cm["checkpoint_name"], missing),
+        cinn=cinn, missing=tuple(missing))
 
 
 def load_weights(net: torch.nn.Module, ckpt: dict, path: Path, kind: str, config: dict, device: torch.device,
                  z_dim: int | None = None) -> torch.nn.Module:
-    """Materialise ``net`` (built on the meta device) on ``device`` with the checkpoint's weights, refusing
-    NaN/Inf values and a file of another model or configuration size (named in the error)."""
+    """Materialise ``net`` (built on the meta device) on ``device`` with the weights of ``ckpt`` (read from
+    ``path``), refusing NaN/Inf values and a file of another model or configuration size (named in the error)."""
     sd = state_dict_of(ckpt)
     check_finite(sd, path)
     net = net.to_empty(device=device)
@@ -132,17 +144,39 @@ def load_weights(net: torch.nn.Module, ckpt: dict, path: Path, kind: str, config
     return net
 
 
-def load_conditioner(cinn_config: dict, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """The frozen AE encoder that embeds the start frame, and its config."""
-    from stage2_cINN.AE.modules import build_ae_encoder
+def load_first_stage(files: ModelFiles, device: torch.device, parts: Iterable[str] = ("encoder", "decoder")) -> dict:
+    """The frozen stage-1 networks (eval mode, no grad) and their config, as ``{'config', part: module}``."""
+    cfg1 = load_config(files.stage1_config, STAGE1_SCHEMA)
+    with torch.device("meta"):
+        nets = build_stage1(cfg1)
+    paths = {"decoder": files.decoder, "encoder": files.encoder}
+    kinds = {"decoder": STAGE1_DECODER, "encoder": STAGE1_ENCODER}
+    out, epochs = {"config": cfg1}, {}
+    for part in parts:
+        ckpt = load_checkpoint(paths[part], map_location="cpu")
+        epochs[paths[part].name] = ckpt.get("epoch")
+        out[part] = _freeze(load_weights(nets[part], ckpt, paths[part], kinds[part], cfg1, device))
+    if len({e for e in epochs.values() if e is not None}) > 1:
+        logger.warning("%s: the stage-1 files are from different epochs (%s)", files.stage1_config.parent,
+                       ", ".join(f"{name} epoch {e}" for name, e in epochs.items()))
+    return out
 
-    folder, names = conditioner_files(cinn_config)
-    cfg_ae = load_config(folder / "config_stage2_AE.yaml", "ae")
+
+def load_conditioner(files: ModelFiles, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The frozen AE encoder that embeds the start frame, and its config."""
+    cfg_ae = load_config(files.ae_config, AE_SCHEMA)
     with torch.device("meta"):
         enc = build_ae_encoder(cfg_ae["AE"])
-    path = find_checkpoint(folder / names[1])
-    enc = load_weights(enc, load_checkpoint(folder / names[1], map_location="cpu"), path, AE_ENCODER, cfg_ae, device)
-    return _freeze(enc), cfg_ae
+    ckpt = load_checkpoint(files.ae_encoder, map_location="cpu")
+    return _freeze(load_weights(enc, ckpt, files.ae_encoder, AE_ENCODER, cfg_ae, device)), cfg_ae
+
+
+def load_cinn(files: ModelFiles, config: dict, z_dim: int, device: torch.device) -> torch.nn.Module:
+    """The trained cINN of a model folder (eval mode, no grad)."""
+    with torch.device("meta"):
+        flow = build_cinn(config, z_dim)
+    ckpt = load_checkpoint(files.cinn, map_location="cpu")
+    return _freeze(load_weights(flow, ckpt, files.cinn, CINN, config, device, z_dim))
 
 
 def embed_start_frame(conditioner: torch.nn.Module, x0: torch.Tensor, size: int) -> torch.Tensor:

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import cli
+from stage2_cINN.config import CINN_SCHEMA
+from training.config import training_config
+from utils.command import run
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Parse the command line, check every input, train, and return the last validation metrics."""
-    return cli.train_main(argv, "cinn", __doc__, "stage2_cINN.trainer:CINNTrainer")
+    config, gpu = training_config(argv, __doc__, CINN_SCHEMA)  # read and checked before torch is imported
+    from stage2_cINN.trainer import CINNTrainer  # torch: once the config is checked
+    from training.run import run_training
+
+    return run_training(config, gpu, CINNTrainer)
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -7,12 +7,12 @@
 >>> many = pipe.sample_many(x0[:1], 8)                 # 8 videos from one start frame: (1, 8, 16, 3, H, W)
 
 Inference runs under ``torch.inference_mode``. The frozen decoder's spectral-norm weights are computed once
-(:func:`~stage1_VAE.modules.perf.freeze_spectral_norm`; call :meth:`Pipeline.refresh` after changing its
+(:func:`~blocks.spectral_norm.freeze_spectral_norm`; call :meth:`Pipeline.refresh` after changing its
 weights), and :meth:`Pipeline.sample_many` embeds the start frame and computes its SPADE conditioning once
 for all its samples.
 
 ``load_model(path, device, precision="bf16")`` runs the stage-1 decoder (where sampling spends its time) in
-bfloat16 (:mod:`utils.amp`); the cINN, the conditioning encoder and the stage-1 encoder stay float32, and
+bfloat16 (:mod:`utils.precision`); the cINN, the conditioning encoder and the stage-1 encoder stay float32, and
 every method still takes and returns float32 tensors. ``fp16`` does the same on CUDA.
 """
 from __future__ import annotations
@@ -24,15 +24,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stage1_VAE.modules.perf import freeze_spectral_norm
+from blocks.spectral_norm import freeze_spectral_norm
+from stage2_cINN.config import CINN_SCHEMA, CONFIG_FILE
 from stage2_cINN.loading import (
-    LAYOUT, MissingFilesError, check_files, embed_start_frame, load_conditioner, load_first_stage, load_weights,
-    resolve,
+    CINN_FILE, LAYOUT, MissingFilesError, embed_start_frame, load_cinn, load_conditioner, load_first_stage,
+    model_files, resolve,
 )
-from utils.amp import cast_frozen_, precision_dtype, run_in_dtype
-from utils.checkpoint import find_checkpoint, load_checkpoint
+from stage2_cINN.modules.control import endpoint_to_onehot
 from utils.config import load_config
-from utils.fingerprint import CINN
+from utils.precision import cast_frozen_, precision_dtype, run_in_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +80,6 @@ class Pipeline:
         """The cINN condition: the AE's mean embedding of x0 (+ the 30-d endpoint code with control)."""
         emb = embed_start_frame(self.conditioner, self._prep(x0), self.ae_size)  # (B, emb_dim)
         if self.control:
-            from stage2_cINN.modules.control import endpoint_to_onehot
-
             if cond is None:
                 raise ValueError("this model is conditioned on the end-effector position: pass cond (B, 3)")
             cond = cond.to(self.device, torch.float32).reshape(emb.shape[0], -1)
@@ -213,29 +211,20 @@ def load_model(ckpt_path: str | Path, device: str | torch.device = "cpu", precis
     refused with an error naming the file.
 
     ``precision``: ``fp32`` (default, exact), ``bf16`` (the stage-1 decoder in bfloat16, CPU or CUDA) or
-    ``fp16`` (CUDA only; :class:`utils.amp.PrecisionError` elsewhere).
+    ``fp16`` (CUDA only; :class:`utils.precision.PrecisionError` elsewhere).
     """
-    from stage2_cINN.modules import build_cinn
-
     device = torch.device(device)
     precision_dtype(precision, device)  # an unusable precision fails before anything is read
-    folder = resolve(ckpt_path, None, ["config_stage2.yaml"])
-    cfg_path = folder / "config_stage2.yaml"
+    folder = resolve(ckpt_path, None, [CONFIG_FILE])
+    cfg_path = folder / CONFIG_FILE
     if not cfg_path.is_file():
         raise MissingFilesError(
-            f"missing model files:\n  {cfg_path.resolve()}\n  {(folder / 'cINN.pth').resolve()}\n{LAYOUT}")
-    config = load_config(cfg_path, "cinn")
-    cinn_file = find_checkpoint(folder / "cINN")
-    check_files(config, extra=[] if cinn_file else [folder.resolve() / "cINN.pth"])
-    first = load_first_stage(config, device)
-    conditioner, cfg_ae = load_conditioner(config, device)
-    z_dim = int(first["config"]["Decoder"]["z_dim"])
-    with torch.device("meta"):
-        flow = build_cinn(config, z_dim)
-    flow = load_weights(flow, load_checkpoint(cinn_file, map_location="cpu"), cinn_file, CINN, config, device, z_dim)
-    flow = flow.eval()
-    for p in flow.parameters():
-        p.requires_grad_(False)
+            f"missing model files:\n  {cfg_path.resolve()}\n  {(folder / f'{CINN_FILE}.pth').resolve()}\n{LAYOUT}")
+    config = load_config(cfg_path, CINN_SCHEMA)
+    files = model_files(config, folder).check()
+    first = load_first_stage(files, device)
+    conditioner, cfg_ae = load_conditioner(files, device)
+    flow = load_cinn(files, config, int(first["config"]["Decoder"]["z_dim"]), device)
     logger.info("loaded model from %s on %s (%s)", folder, device, precision)
     return Pipeline(flow, first["decoder"], first["encoder"], conditioner, config, first["config"], device,
                     ae_size=cfg_ae["AE"]["in_size"], precision=precision)

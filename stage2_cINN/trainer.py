@@ -7,23 +7,28 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from stage2_cINN.loading import check_files, embed_start_frame, load_conditioner, load_first_stage
+from blocks.fingerprint import CINN, expected_values
+from stage2_cINN.config import CONFIG_FILE
+from stage2_cINN.loading import embed_start_frame, load_conditioner, load_first_stage, model_files
 from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
-from stage2_cINN.modules.nll import NonFiniteGuard, nll_loss
-from utils.amp import autocast
+from stage2_cINN.modules.nll import nll_loss
+from training.checkpoints import (
+    current_rng, load_checkpoint_set, restore_training_state, resume_counters, save_checkpoint_set, save_weights,
+    training_state,
+)
+from training.finite import FiniteMonitor
+from training.fvd import make_training_fvd
+from training.loop import (
+    MeanTracker, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params, wrap_model,
+)
+from training.run import RunContext
 from utils.checkpoint import check_finite
 from utils.config import ConfigError
 from utils.distributed import barrier, reduce_mean
 from utils.errors import NonFiniteLossError
-from utils.fingerprint import CINN, expected_values
-from utils.run import RunContext
-from utils.trainer import (
-    MeanTracker, build_loaders, current_rng, epoch_iter, finish_epoch, load_checkpoint_set, n_steps,
-    restore_training_state, resume_counters, save_checkpoint_set, save_weights, sync_initialised_params,
-    training_state, wrap_model,
-)
-from utils.video import grid, save_gif, side_by_side
+from utils.media import grid, save_gif, side_by_side
+from utils.precision import autocast
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +37,17 @@ class CINNTrainer:
     """Trains the cINN on posterior samples of the frozen stage-1 encoder, conditioned on the frozen AE
     embedding of x0 (+ the end-effector code with control). The flow is kept in fp32."""
 
+    CONFIG_FILE = CONFIG_FILE  # the name of its merged config in the run folder (the released layout's)
+
     def __init__(self, ctx: RunContext):
         self.ctx, cfg = ctx, ctx.config
         self.tr = tr = cfg["Training"]
         self.device = ctx.device
         self.control = bool(tr["control"])
-        check_files(cfg)
-        first = load_first_stage(cfg, self.device)
+        files = model_files(cfg).check()
+        first = load_first_stage(files, self.device)
         self.encoder, self.decoder = first["encoder"], first["decoder"]
-        self.conditioner, cfg_ae = load_conditioner(cfg, self.device)
+        self.conditioner, cfg_ae = load_conditioner(files, self.device)
         self.ae_size = int(cfg_ae["AE"]["in_size"])
         self.z_dim = int(first["config"]["Decoder"]["z_dim"])
         if int(cfg["Data"]["img_size"]) != int(first["config"]["Data"]["img_size"]):
@@ -50,12 +57,12 @@ class CINNTrainer:
         self.opt = torch.optim.Adam(self.flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
                                     weight_decay=tr["weight_decay"], amsgrad=tr["amsgrad"])
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=tr["step_size"], gamma=tr["gamma"])
-        self.guard = NonFiniteGuard(tr["max_nonfinite"])
+        self.finite = FiniteMonitor(self.device, "cINN", max_skips=tr["max_nonfinite"])
         self.start_epoch, self.step, self.best = 0, 0, None
         self.train_loader, self.eval_loader = build_loaders(ctx)
-        from stage1_VAE.trainer import _make_fvd
-
-        self.fvd = _make_fvd(cfg, self.device) if tr["fvd_samples"] else None
+        # the FVD of prior samples with the I3D the stage-1 run logged (its Training.FVD), as the original
+        self.fvd = (make_training_fvd(first["config"]["Training"]["FVD"], self.device, tr["i3d_weights"])
+                    if tr["fvd_samples"] else None)
         if tr["reload_path"]:
             self.resume(Path(tr["reload_path"]))
         elif ctx.dist.enabled:  # data-dependent ActNorm init on rank 0's data, then identical weights everywhere
@@ -90,7 +97,7 @@ class CINNTrainer:
             z, emb = self.targets(batch)
             eps, logdet = self.model(z, emb)
             loss = nll_loss(eps, logdet)
-            if not self.guard.check(loss):  # NaN/Inf: skip the update (logged; raises after too many in a row)
+            if not self.finite.allow(loss):  # NaN/Inf: skip the update (logged; raises after too many in a row)
                 continue
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -100,12 +107,13 @@ class CINNTrainer:
             self.step += 1
             logs = {"nll": loss.detach(), "logdet": logdet.detach().mean()}
             tracker.add(logs)
+            self.finite.add(logs, self.step)
             if self.step % self.tr["verbose_idx"] == 0:
                 self.ctx.log.log_step({f"train/{k}": v for k, v in reduce_mean(logs, self.ctx.dist).items()}, self.step)
-        self.guard.end_epoch(epoch)  # an epoch whose every step was skipped is an error
+        self.finite.end_epoch(epoch)  # an epoch whose every step was skipped is an error
         self.sched.step()
         out = {f"train_{k}": v for k, v in reduce_mean(tracker.mean(), self.ctx.dist).items()}
-        out["skipped_steps"] = self.guard.total_skipped
+        out["skipped_steps"] = self.finite.total_skipped
         return out
 
     @torch.no_grad()

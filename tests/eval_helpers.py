@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.evaluation import Backbones, load_backbones
+from evaluation.backbones import Backbones, load_backbones
 from metrics.weights import WEIGHTS
 
 KINETICS_FILE = WEIGHTS["kinetics_i3d"].relative_path
@@ -82,5 +82,5 @@ def shrink(backbones: Backbones) -> Backbones:
 
 
 def small_backbones(weights_dir: Path, metrics, device: str = "cpu") -> Backbones:
-    """:func:`metrics.evaluation.load_backbones` from ``weights_dir``, then :func:`shrink`."""
+    """:func:`evaluation.backbones.load_backbones` from ``weights_dir``, then :func:`shrink`."""
     return shrink(load_backbones(metrics, device, weights_dir=weights_dir, allow_random=False))

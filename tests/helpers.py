@@ -7,6 +7,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from stage1_VAE.config import STAGE1_SCHEMA
+from stage2_cINN.AE.config import AE_SCHEMA
+from stage2_cINN.config import CINN_SCHEMA
 from utils.checkpoint import atomic_save
 from utils.config import validate_config, yaml_load
 
@@ -18,14 +21,14 @@ def tiny_stage1_config(data_path: str = "unused", **training) -> dict:
     cfg = yaml_load((ROOT / "stage1_VAE/configs/tiny_config.yaml").read_text())
     cfg["Data"]["data_path"] = data_path
     cfg["Training"].update(training)
-    return validate_config(cfg, "stage1")
+    return validate_config(cfg, STAGE1_SCHEMA)
 
 
 def tiny_ae_config(data_path: str = "unused", **training) -> dict:
     cfg = yaml_load((ROOT / "stage2_cINN/AE/configs/tiny_config.yaml").read_text())
     cfg["Data"]["data_path"] = data_path
     cfg["Training"].update(training)
-    return validate_config(cfg, "ae")
+    return validate_config(cfg, AE_SCHEMA)
 
 
 def tiny_cinn_config(stage1_dir: str, ae_dir: str, data_path: str = "unused", **training) -> dict:
@@ -34,7 +37,7 @@ def tiny_cinn_config(stage1_dir: str, ae_dir: str, data_path: str = "unused", **
     cfg["Conditioning_Model"].update(model_path=str(Path(ae_dir).parent), model_name=Path(ae_dir).name)
     cfg["Data"]["data_path"] = data_path
     cfg["Training"].update(training)
-    return validate_config(cfg, "cinn")
+    return validate_config(cfg, CINN_SCHEMA)
 
 
 def perturb_(module: torch.nn.Module, scale: float = 0.05, seed: int = 0) -> torch.nn.Module:

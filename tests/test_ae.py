@@ -13,7 +13,9 @@ from torch import nn
 
 from stage2_cINN.AE.modules import AELoss, BigGANDecoder, DiagonalGaussian, ResnetEncoder, build_ae
 from stage2_cINN.AE.modules.biggan import ConditionalBatchNorm2d, SpectralNorm
-from stage2_cINN.AE.modules.losses import adaptive_disc_weight, hinge_d_loss
+from stage2_cINN.AE.modules.losses import adaptive_disc_weight
+from blocks.gan import hinge_d_loss
+from stage2_cINN.AE.config import AE_SCHEMA
 from utils.config import load_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
@@ -23,7 +25,7 @@ DATASETS = ["bair", "landscape", "iPER", "DTDB_fire", "DTDB_clouds", "DTDB_veget
 
 
 def _config(name: str, *overrides: str) -> dict:
-    return load_config(CONFIG_DIR / f"{name}_config.yaml", "ae", overrides=overrides)
+    return load_config(CONFIG_DIR / f"{name}_config.yaml", AE_SCHEMA, overrides=overrides)
 
 
 def _shapes(module: nn.Module) -> dict[str, list[int]]:
@@ -220,11 +222,11 @@ def test_generator_loss_before_and_after_pretrain() -> None:
     loss_fn, last, x, x_hat, q = _tiny_setup()
     nll = ((x - x_hat).abs() + _mse_perceptual(x, x_hat)).sum() / 2  # LPIPS broadcast over C, H, W
     kl = q.kl().sum() / 2
-    before, log = loss_fn(x, x_hat, q, 0, epoch=4, last_layer=last.weight)
+    before, log_before = loss_fn.generator_loss(x, x_hat, q, epoch=4, last_layer=last.weight)
     torch.testing.assert_close(before, nll + 1e-2 * kl)
-    assert log["train/d_weight"] == 0 and log["train/disc_factor"] == 0
+    assert log_before["train/disc_factor"] == 0
 
-    after, log = loss_fn(x, x_hat, q, 0, epoch=5, last_layer=last.weight)
+    after, log = loss_fn.generator_loss(x, x_hat, q, epoch=5, last_layer=last.weight)
     g = -loss_fn.discriminator(x_hat).mean()
     gn = torch.autograd.grad(nll, last.weight, retain_graph=True)[0].norm()
     gg = torch.autograd.grad(g, last.weight, retain_graph=True)[0].norm()
@@ -232,13 +234,18 @@ def test_generator_loss_before_and_after_pretrain() -> None:
     assert d_weight > 0
     torch.testing.assert_close(after, nll + 1e-2 * kl + d_weight * g)
     torch.testing.assert_close(log["train/d_weight"], d_weight)
+    # in warm-up the adaptive weight is computed and logged too, as the original logs it; it just does not count
+    torch.testing.assert_close(log_before["train/d_weight"], d_weight)
+    with torch.no_grad():  # without gradients (validation) the original logs 0
+        _, log_val = loss_fn.generator_loss(x, x_hat, q, epoch=5, last_layer=last.weight, split="val")
+    assert log_val["val/d_weight"] == 0
 
 
 def test_discriminator_hinge_loss_off_before_pretrain() -> None:
     loss_fn, last, x, x_hat, q = _tiny_setup()
-    d_before, _ = loss_fn(x, x_hat, q, 1, epoch=4)
-    assert d_before == 0
-    d_after, _ = loss_fn(x, x_hat, q, 1, epoch=5)
+    d_before, _ = loss_fn.discriminator_loss(x, x_hat, epoch=4)
+    assert d_before == 0 and not loss_fn.gan_active(4)
+    d_after, _ = loss_fn.discriminator_loss(x, x_hat, epoch=5)
     real, fake = loss_fn.discriminator(x), loss_fn.discriminator(x_hat.detach())
     expected = 0.5 * (torch.relu(1 - real).mean() + torch.relu(1 + fake).mean())
     torch.testing.assert_close(d_after, expected)
@@ -249,7 +256,7 @@ def test_discriminator_hinge_loss_off_before_pretrain() -> None:
 
 
 def test_loss_from_config_with_lpips_factory() -> None:
-    """The default perceptual term is the stage-1 LPIPS (random VGG trunk here), broadcast per pixel."""
+    """The default perceptual term is the training LPIPS (random VGG trunk here), broadcast per pixel."""
     cfg = _config("bair", "Training.allow_random_lpips=true")
     loss_fn = AELoss.from_config(cfg, _TinyDisc())
     x = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -276,7 +283,7 @@ def test_ae_overfits_one_batch() -> None:
     for _ in range(15):
         q = enc(x)
         x_hat = dec(q.sample())
-        loss, log = loss_fn(x, x_hat, q, 0, epoch=0, last_layer=dec.last_layer)
+        loss, log = loss_fn.generator_loss(x, x_hat, q, epoch=0, last_layer=dec.last_layer)
         opt.zero_grad()
         loss.backward()
         opt.step()

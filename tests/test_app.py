@@ -16,13 +16,14 @@ import app as app_mod  # first: app.py turns analytics off and the Hub offline b
 import numpy as np
 import pytest
 import torch
-from cli import default_image_dir
+from data.registry import dataset_info
 from generate_samples import generate
 from stage2_cINN.loading import MissingFilesError
 from stage2_cINN.pipeline import load_model
 from tests.helpers import write_tiny_model
-from utils.inference import list_images, read_image
-from utils.video import frame_strip, read_video, to_uint8
+from data.images import list_images, read_image
+from utils.media import frame_strip, to_uint8
+from data.videos import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -91,7 +92,7 @@ def served():
 
 @pytest.fixture(scope="module")
 def frame() -> Path:
-    return list_images(default_image_dir("demo"))[2]
+    return list_images(dataset_info("demo").image_dir())[2]
 
 
 def _png(path) -> np.ndarray:

@@ -8,18 +8,18 @@ import torch
 from torch import Tensor, nn
 
 from stage2_cINN.modules import (
-    ActNorm,
     ConditionalDoubleVectorCoupling,
     ConditionalFlow,
     ConditionalFlowBlock,
+    InvertibleActNorm,
     InvLeakyReLU,
-    NonFiniteGuard,
     Shuffle,
     build_cinn,
     endpoint_to_onehot,
     nll_loss,
 )
 from stage2_cINN.modules.control import POS_MAX, POS_MIN
+from training.finite import FiniteMonitor
 from utils.config import yaml_load
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
@@ -50,7 +50,7 @@ def _data(dtype: torch.dtype, n: int = B, cond_dim: int = D) -> tuple[Tensor, Te
 def _make(kind: str) -> tuple[nn.Module, int]:
     """Build one invertible piece (or flow) with non-trivial weights; returns (module, condition dim)."""
     if kind == "actnorm":
-        return ActNorm(C), D
+        return InvertibleActNorm(C), D
     if kind == "leaky_relu":
         return InvLeakyReLU(), D
     if kind == "coupling":
@@ -147,7 +147,7 @@ def test_jacobian_check_detects_dropped_leaky_relu_term(monkeypatch: pytest.Monk
 
 
 def test_actnorm_data_dependent_init() -> None:
-    act = ActNorm(C)
+    act = InvertibleActNorm(C)
     x = 3.0 * torch.randn(64, C) + 5.0
     act.eval()
     act(x)
@@ -163,7 +163,7 @@ def test_actnorm_data_dependent_init() -> None:
     scale = act.scale.detach().clone()
     act(x + 10.0)  # already initialised: parameters stay
     assert torch.equal(act.scale, scale)
-    fresh = ActNorm(C).train()
+    fresh = InvertibleActNorm(C).train()
     fresh.load_state_dict(act.state_dict())  # a loaded (initialised) ActNorm is not re-initialised
     fresh(x - 7.0)
     assert torch.equal(fresh.scale, scale)
@@ -304,17 +304,17 @@ def test_nll_falls_on_conditional_gaussian() -> None:
 
 
 def test_non_finite_guard() -> None:
-    guard = NonFiniteGuard(max_consecutive=3)
-    assert guard.check(torch.tensor(1.0))
-    assert not guard.check(torch.tensor(float("nan")))
-    assert not guard.check(torch.tensor(float("inf")))
+    guard = FiniteMonitor(torch.device("cpu"), "cINN", max_skips=3)
+    assert guard.allow(torch.tensor(1.0))
+    assert not guard.allow(torch.tensor(float("nan")))
+    assert not guard.allow(torch.tensor(float("inf")))
     assert (guard.consecutive, guard.total_skipped) == (2, 2)
-    assert guard.check(torch.tensor(0.5))  # a finite loss resets the streak
+    assert guard.allow(torch.tensor(0.5))  # a finite loss resets the streak
     assert (guard.consecutive, guard.total_skipped) == (0, 2)
-    assert not guard.check(float("nan"))
-    assert not guard.check(torch.tensor(float("-inf")))
+    assert not guard.allow(float("nan"))
+    assert not guard.allow(torch.tensor(float("-inf")))
     with pytest.raises(RuntimeError, match=r"3 consecutive.*learning rate.*clipping.*data"):
-        guard.check(torch.tensor(float("nan")))
+        guard.allow(torch.tensor(float("nan")))
     assert guard.total_skipped == 5
 
 
@@ -325,9 +325,9 @@ def test_non_finite_guard_in_a_training_step() -> None:
     opt = torch.optim.SGD(flow.parameters(), lr=0.1)
     before = {k: v.clone() for k, v in flow.state_dict().items()}
     x[0, 0] = float("nan")
-    guard = NonFiniteGuard(max_consecutive=2)
+    guard = FiniteMonitor(torch.device("cpu"), "cINN", max_skips=2)
     loss = nll_loss(*flow(x, cond))
-    if guard.check(loss):
+    if guard.allow(loss):
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -350,7 +350,7 @@ def test_runs_on_cuda() -> None:
     assert (x_rec - x).abs().max().item() < 1e-4
     code = endpoint_to_onehot(torch.rand(4, 3, device=cuda))
     assert code.device.type == "cuda" and code.shape == (4, 30)
-    fresh = ActNorm(C).to(cuda).train()
+    fresh = InvertibleActNorm(C).to(cuda).train()
     fresh(x)
     assert int(fresh.initialized) == 1
 
@@ -359,7 +359,7 @@ def test_actnorm_initialises_once_without_reading_its_buffer_again():
     """Data-dependent init on the first training batch only; later training forwards do not read the
     ``initialized`` buffer (a device sync on CUDA); loading a state dict makes it look again."""
     g = torch.Generator().manual_seed(0)
-    norm = ActNorm(4).train()
+    norm = InvertibleActNorm(4).train()
     x = torch.randn(16, 4, generator=g) * 3 + 1
     y, _ = norm(x)
     torch.testing.assert_close(y.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
@@ -367,7 +367,7 @@ def test_actnorm_initialises_once_without_reading_its_buffer_again():
     norm.initialized.zero_()  # not a load: the Python-side flag stands, nothing is re-initialised
     norm(torch.randn(16, 4, generator=g) * 5)
     assert torch.equal(norm.loc.detach(), loc)
-    norm.load_state_dict(ActNorm(4).state_dict())  # an uninitialised state: the next batch initialises
+    norm.load_state_dict(InvertibleActNorm(4).state_dict())  # an uninitialised state: the next batch initialises
     norm(x * 2)
     assert int(norm.initialized) == 1
     torch.testing.assert_close(norm.loc.detach(), -(x * 2).mean(0).view_as(loc))

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-import cli
+from stage1_VAE.config import STAGE1_SCHEMA
+from stage2_cINN import arguments
 from tests.helpers import write_tiny_model
 from utils.config import ConfigError, load_config, validate_config, yaml_load
+from utils import command
 from utils.errors import ArgumentError, I2VError
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # small tensors: one intra-op thread
@@ -88,7 +90,7 @@ def test_run_prints_project_errors_and_keeps_other_tracebacks(capsys):
         raise ArgumentError(f"-n_targets {argv[0]}: expected a positive integer")
 
     with pytest.raises(SystemExit) as info:
-        cli.run(bad_value, ["0"])
+        command.run(bad_value, ["0"])
     assert info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == "error: -n_targets 0: expected a positive integer"
 
@@ -96,7 +98,7 @@ def test_run_prints_project_errors_and_keeps_other_tracebacks(capsys):
         raise KeyError("a bug")
 
     with pytest.raises(KeyError):  # not the user's mistake: the traceback stays
-        cli.run(bug, [])
+        command.run(bug, [])
 
 
 def test_worker_errors_lose_the_worker_traceback():
@@ -105,7 +107,7 @@ def test_worker_errors_lose_the_worker_traceback():
     wrapped = FrameReadError("Caught FrameReadError in DataLoader worker process 0.\nOriginal Traceback (most recent "
                              "call last):\n  File \"x.py\", line 1\ndata.frame_io.FrameReadError: cannot read image "
                              "/d/0.png: missing")
-    assert cli.error_message(wrapped) == "cannot read image /d/0.png: missing"
+    assert command.error_message(wrapped) == "cannot read image /d/0.png: missing"
 
 
 def test_project_error_classes_share_one_base():
@@ -119,14 +121,15 @@ def test_project_error_classes_share_one_base():
 
 
 def test_argument_types(tmp_path):
-    assert cli.gpu_spec("0,1") == [0, 1] and cli.gpu_spec("-1") == [-1]
-    assert cli.known_dataset("IPER") == "iPER" and cli.known_texture("Fire") == "fire"
+    assert command.gpu_spec("0,1") == [0, 1] and command.gpu_spec("-1") == [-1]
+    assert arguments.known_dataset("IPER") == "iPER" and arguments.known_texture("Fire") == "fire"
     image = tmp_path / "x.png"
     cv2.imwrite(str(image), np.zeros((4, 4, 3), np.uint8))
-    assert cli.image_source(str(image)) == image  # one start frame is fine
-    assert cli.existing_folder(str(tmp_path)) == tmp_path
-    for parse, text in ((cli.positive_int, "0"), (cli.gpu_spec, "0,x"), (cli.existing_folder, str(image)),
-                        (cli.existing_file, str(tmp_path)), (cli.boolean, "maybe"), (cli.int_at_least(2), "1")):
+    assert arguments.image_source(str(image)) == image  # one start frame is fine
+    assert command.existing_folder(str(tmp_path)) == tmp_path
+    for parse, text in ((command.positive_int, "0"), (command.gpu_spec, "0,x"), (command.existing_folder, str(image)),
+                        (command.existing_file, str(tmp_path)), (command.str2bool, "maybe"),
+                        (command.int_at_least(2), "1")):
         with pytest.raises(Exception) as info:
             parse(text)
         assert type(info.value).__name__ == "ArgumentTypeError", (parse, text)
@@ -146,7 +149,7 @@ def test_argument_types(tmp_path):
 ])
 def test_config_values_are_type_checked_at_load(override, needles):
     with pytest.raises(ConfigError) as info:
-        load_config(STAGE1 / "bair_config.yaml", "stage1", [override])
+        load_config(STAGE1 / "bair_config.yaml", STAGE1_SCHEMA, [override])
     message = str(info.value)
     assert "bair_config.yaml" in message
     for needle in needles:
@@ -154,13 +157,13 @@ def test_config_values_are_type_checked_at_load(override, needles):
 
 
 def test_typed_config_keeps_good_values():
-    cfg = load_config(STAGE1 / "bair_config.yaml", "stage1", ["Training.savename=2021", "Logging.mode=offline"])
+    cfg = load_config(STAGE1 / "bair_config.yaml", STAGE1_SCHEMA, ["Training.savename=2021", "Logging.mode=offline"])
     assert cfg["Training"]["savename"] == "2021" and isinstance(cfg["Training"]["lr"], float)
     raw = yaml_load((STAGE1 / "bair_config.yaml").read_text())
     raw["Training"]["w_kl"] = "1e-5"  # how plain YAML 1.1 loaders read 1e-5
-    assert validate_config(raw, "stage1")["Training"]["w_kl"] == 1e-5
+    assert validate_config(raw, STAGE1_SCHEMA)["Training"]["w_kl"] == 1e-5
     with pytest.raises(ConfigError, match="'Data.sequence_length' = 17.5"):
-        validate_config({**raw, "Data": {**raw["Data"], "sequence_length": 17.5}}, "stage1", "x.yaml")
+        validate_config({**raw, "Data": {**raw["Data"], "sequence_length": 17.5}}, STAGE1_SCHEMA, "x.yaml")
 
 
 # ----------------------------------------------------------------------------- validation before work
@@ -202,7 +205,7 @@ def _warnings(caplog) -> str:
 
 
 def test_start_frames_as_the_original_reads_them(tmp_path, caplog):
-    from utils.inference import read_image
+    from data.images import read_image
 
     rng = np.random.default_rng(0)
     grey, rgba = tmp_path / "grey.png", tmp_path / "rgba.png"
@@ -223,7 +226,7 @@ def test_start_frames_as_the_original_reads_them(tmp_path, caplog):
 
 def test_non_square_start_frames_are_resized_with_a_warning(tmp_path, caplog):
     from data.augment import resize_clip
-    from utils.inference import read_image
+    from data.images import read_image
 
     frame = np.random.default_rng(1).integers(0, 256, (91, 37, 3), dtype=np.uint8)  # 37 wide, 91 high
     cv2.imwrite(str(tmp_path / "odd.png"), frame)
@@ -235,7 +238,7 @@ def test_non_square_start_frames_are_resized_with_a_warning(tmp_path, caplog):
 
 
 def test_grey_and_alpha_video_frames_read_as_rgb(tmp_path):
-    from utils.video import read_video
+    from data.videos import read_video
 
     (tmp_path / "v").mkdir()
     cv2.imwrite(str(tmp_path / "v" / "0.png"), np.full((8, 10), 200, np.uint8))

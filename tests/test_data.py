@@ -100,9 +100,9 @@ def test_names_are_case_insensitive_and_unknown_names_fail():
         get_layout("kinetics")
 
 
-def test_original_style_get_loader(synthetic_root):
-    config = make_config({**synthetic_root["bair"], "dataset": "ignored"})
-    dataset = data.get_loader("BAIR", control=True)(config, "test")
+def test_bair_control_dataset_gives_the_endpoint(synthetic_root):
+    config = make_config({**synthetic_root["bair"], "dataset": "BAIR"})
+    dataset = data.get_dataset(config, "test", control=True)
     assert dataset[0]["cond"].shape == (3,)
 
 
@@ -482,7 +482,7 @@ def test_resize_matches_the_original_kornia_resize_without_antialiasing():
 
 def test_start_frames_are_resized_like_training_frames(tmp_path):
     from data.augment import resize_clip
-    from utils.inference import read_image
+    from data.images import read_image
 
     frame = np.random.default_rng(0).integers(0, 256, (100, 100, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "x.png"), frame)

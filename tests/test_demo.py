@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli import default_image_dir
+from data.registry import dataset_info
 from stage2_cINN.pipeline import load_model
-from utils.inference import list_images, read_images
+from data.images import list_images, read_images
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def pipe():
 
 @pytest.fixture(scope="module")
 def x0(pipe):
-    return read_images(list_images(default_image_dir("demo")), pipe.img_size)
+    return read_images(list_images(dataset_info("demo").image_dir()), pipe.img_size)
 
 
 def test_demo_model_loads_in_the_released_layout(pipe):

@@ -17,7 +17,8 @@ import torch
 import eval_diversity
 import eval_synthesis_quality
 from data.synthetic import write_synthetic_dataset
-from metrics import compare, evaluation, protocol, scoring, weights
+from evaluation.backbones import RANDOM_BACKBONES_ENV, Backbones
+from metrics import compare, protocol, scoring, weights
 from metrics.diversity import embedding_diversity
 from metrics.dti3d import DTDBI3D
 from metrics.fvd import FVDFeatureExtractor
@@ -26,7 +27,7 @@ from tests.eval_helpers import activating_init
 from tests.helpers import ROOT, write_tiny_model
 from tests.test_metrics import TINY_POOL
 from utils.errors import ArgumentError, MissingFileError
-from utils.video import save_gif, save_mp4, save_png
+from utils.media import save_gif, save_mp4, save_png
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
 
@@ -61,12 +62,12 @@ class Shrunk:
         return self.extractor(videos)
 
 
-def tiny_backbones(fid: bool = True) -> evaluation.Backbones:
+def tiny_backbones(fid: bool = True) -> Backbones:
     """Random-weight I3D networks for 16x16 inputs (no resizing) and, optionally, the FrameStats FID.
     LPIPS/VGG are left to the loaders, which use random trunks under I2V_ALLOW_RANDOM_BACKBONES=1."""
     kinetics = activating_init(KineticsI3D(avg_pool_kernel=TINY_POOL))
     dtdb = activating_init(DTDBI3D(16, avg_pool_kernel=TINY_POOL))
-    return evaluation.Backbones(
+    return Backbones(
         fvd=Shrunk(FVDFeatureExtractor(kinetics, "fvd", resize=False)),
         dtfvd=Shrunk(FVDFeatureExtractor(dtdb, "dtfvd", resize=False)),
         fid=FrameStats() if fid else None, vgg_size=None)
@@ -79,14 +80,14 @@ def no_weights(tmp_path, monkeypatch):
     """No metric weights anywhere: empty models/ and torch hub folders, random backbones not allowed."""
     monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "models")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.delenv(evaluation.RANDOM_BACKBONES_ENV, raising=False)
+    monkeypatch.delenv(RANDOM_BACKBONES_ENV, raising=False)
 
 
 @pytest.fixture
 def random_vgg(tmp_path, monkeypatch):
     """LPIPS/VGG with random trunks (their weights file is absent), as the test-only env var allows."""
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    monkeypatch.setenv(evaluation.RANDOM_BACKBONES_ENV, "1")
+    monkeypatch.setenv(RANDOM_BACKBONES_ENV, "1")
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +152,7 @@ def test_metric_flags_are_parsed_as_booleans(tmp_path):
 
 def test_diversity_records_give_the_score_of_all_realisations_at_once():
     realizations = torch.randn(3, 5, 2, 3, 2, 2)  # (n_realiz, B, T, 3, H, W)
-    backbones = evaluation.Backbones(fvd=lambda v: v.flatten(1))
+    backbones = Backbones(fvd=lambda v: v.flatten(1))
     feats = scoring.DiversityFeatures(backbones, ["I3D"], "all", n_realiz=3, batch_size=2)
     parts = [feats.chunk_records(range(0, 4), [realizations[:, :4]]), feats.chunk_records(range(4, 5),
                                                                                           [realizations[:, 4:]])]
@@ -164,12 +165,12 @@ def test_diversity_records_give_the_score_of_all_realisations_at_once():
 # ----------------------------------------------------------------------------- missing weights
 
 def _forbid_model_loading(monkeypatch):
-    import stage2_cINN.pipeline
+    import evaluation.runner
 
     def fail(*args, **kwargs):
         raise AssertionError("the model was loaded although metric weights are missing")
 
-    monkeypatch.setattr(stage2_cINN.pipeline, "load_model", fail)
+    monkeypatch.setattr(evaluation.runner, "load_model", fail)
 
 
 def test_missing_weights_are_named_before_any_generation(no_weights, monkeypatch, tmp_path):
@@ -334,7 +335,7 @@ def test_paper_scores_drop_what_the_original_dropped():
     records["DTFVD.fake"][40:] += 50.0
     records["FVD.fake"][32:] += 50.0
     records["LPIPS"].view(-1)[120:] = 100.0
-    backbones = evaluation.Backbones(fvd=_Marker(), dtfvd=_Marker(), fid=_Marker(), lpips=_Marker())
+    backbones = Backbones(fvd=_Marker(), dtfvd=_Marker(), fid=_Marker(), lpips=_Marker())
     feats = scoring.SynthesisFeatures(backbones, scoring.SYNTHESIS_METRICS, "paper")
     trials, counts, stats = feats.score(records, n, n, t)
     from metrics.frechet import frechet_distance_from_features as frechet
@@ -355,7 +356,7 @@ def test_paper_scores_drop_what_the_original_dropped():
 
 def test_paper_diversity_drops_start_frames_and_compares_five_realisations():
     embed = lambda v: v.flatten(1)[:, :4]  # noqa: E731  (B, T, 3, H, W) -> (B, 4)
-    backbones = evaluation.Backbones(fvd=embed, dtfvd=embed)
+    backbones = Backbones(fvd=embed, dtfvd=embed)
     feats = scoring.DiversityFeatures(backbones, ["I3D", "DTI3D"], "paper", n_realiz=7, dtfvd_frames=2)
     realizations = torch.randn(7, 21, 2, 3, 2, 2)
     records = {k: v for k, (_, v) in feats.chunk_records(range(21), [realizations]).items()}
@@ -432,7 +433,7 @@ def scale_setup(tiny_setup, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small(scale_setup) -> evaluation.Backbones:
+def small(scale_setup) -> Backbones:
     """The networks of the -weights_dir files, shrunk for 32-px frames (loaded once for the module's runs)."""
     from tests.eval_helpers import small_backbones
 
@@ -440,7 +441,7 @@ def small(scale_setup) -> evaluation.Backbones:
 
 
 @pytest.fixture
-def backbones(small) -> evaluation.Backbones:
+def backbones(small) -> Backbones:
     """:func:`small` with its count of frames embedded for FID reset."""
     small.fid.frames = 0
     return small
@@ -525,7 +526,7 @@ def test_a_dead_rank_stops_the_others_with_an_error(two_processes):
 def test_cached_real_stats_and_trials(one_process, scale_setup, backbones):
     """A run with --real-stats gives the numbers of the fresh run without embedding the real videos again; its
     -n_trials 2 report mean, std, every trial (trial 0 = the one-trial run: per-video seeds), seeds, weights."""
-    from metrics.weights import file_sha256
+    from utils.checkpoint import file_sha256
 
     runs = scale_setup["runs"]("cached")
     result = eval_synthesis_quality.main(runs["synthesis"] + ["-n_trials", "2", "--real-stats",
@@ -550,7 +551,7 @@ def test_cached_real_stats_and_trials(one_process, scale_setup, backbones):
 
 
 def test_real_stats_cache_is_refused_on_a_mismatch(one_process, scale_setup, backbones, tmp_path):
-    from metrics.real_stats import RealStatsError
+    from evaluation.real_stats import RealStatsError
 
     runs = scale_setup["runs"]("refused")
     path = one_process["stats"] / "s.npz"
@@ -614,7 +615,7 @@ def test_interrupted_evaluation_resumes_to_the_same_numbers(one_process, scale_s
 def test_stuck_rank_times_out(tmp_path):
     """Rank 1 joins and then hangs; rank 0 gathering features stops with an error after the timeout."""
     script = ("import time, torch; from utils.distributed import init_distributed; "
-              "from metrics.evaluation import exit_on_rank_failure; from metrics.sharded import gather_records; "
+              "from evaluation.runner import exit_on_rank_failure; from evaluation.sharded import gather_records; "
               "info = init_distributed(torch.device('cpu'), timeout=2)\n"
               "if info.rank == 1: time.sleep(60)\n"
               "exit_on_rank_failure(lambda: gather_records([{'x': (torch.zeros(1, dtype=torch.long), "

@@ -12,9 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from data.synthetic import write_synthetic_dataset
-from stage1_VAE.modules.losses import PinnedDropout, make_lpips
+from blocks.lpips import PinnedDropout, make_lpips
 from tests.helpers import tiny_ae_config, tiny_stage1_config
-from utils.run import start_run_from_config
+from training.run import start_run_from_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
 
@@ -60,7 +60,7 @@ def _stage1(data, tmp_path, monkeypatch, **training):
     cfg["Discriminator_Temporal"]["channels"] = [16] * 5
     cfg["Discriminator_Patch"]["ndf"] = 4
     cfg["Data"].update(data["32"])
-    return stage1.Stage1Trainer(start_run_from_config(cfg, -1, "stage1"))
+    return stage1.Stage1Trainer(start_run_from_config(cfg, -1, "config_stage1.yaml"))
 
 
 def _hinge_d(real, fake):
@@ -165,11 +165,12 @@ def test_stage1_validation_decodes_a_posterior_sample(data, tmp_path, monkeypatc
 def test_training_lpips_keeps_the_original_dropout(monkeypatch):
     """The losses' LPIPS: dropout (p=0.5) before each linear head stays active after ``.eval()`` and
     gives the original's formula with dropout; ``dropout=False`` and the evaluation metric are deterministic."""
+    import blocks.lpips
     import metrics.lpips_metric as lm
 
     base = lm.load_lpips(allow_random_backbone=True)
     assert not any(m.training for m in base.modules() if isinstance(m, nn.Dropout))  # the metric: eval
-    monkeypatch.setattr(lm, "load_lpips", lambda *a, **k: copy.deepcopy(base))
+    monkeypatch.setattr(blocks.lpips, "load_lpips", lambda *a, **k: copy.deepcopy(base))
     on, off = make_lpips(None, True, dropout=True).eval(), make_lpips(None, True, dropout=False).train()
     x, y = torch.rand(2, 3, 16, 16) * 2 - 1, torch.rand(2, 3, 16, 16) * 2 - 1
 
@@ -198,7 +199,7 @@ def _ae(data, tmp_path, monkeypatch, **training):
     monkeypatch.setattr(ae, "make_lpips", _tiny_lpips)
     cfg = tiny_ae_config(save_path=str(tmp_path), save_media=False, max_eval_batches=1, **training)
     cfg["Data"].update(data["64"])
-    return ae.AETrainer(start_run_from_config(cfg, -1, "ae"))
+    return ae.AETrainer(start_run_from_config(cfg, -1, "config_stage2_AE.yaml"))
 
 
 def _original_ae_step(enc, dec, disc, opts, lpips, x, epoch, pretrain, w_kl):
@@ -326,7 +327,7 @@ def test_cinn_embedder_mode(data, bn_model, tmp_path, train_mode):
                            save_media=False, n_epochs=1, bs=2, bs_eval=2, max_steps_per_epoch=1,
                            max_eval_batches=1, fvd_samples=False, embedder_train_mode=train_mode)
     cfg["Data"].update(data["32"])
-    trainer = CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
+    trainer = CINNTrainer(start_run_from_config(cfg, -1, "config_stage2.yaml"))
     bn = next(m for m in trainer.conditioner.modules() if isinstance(m, nn.BatchNorm2d))
     before = bn.running_mean.clone()
     modes = []

@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from stage1_VAE.modules.decoder import LRELU_SLOPE, Generator
-from stage1_VAE.modules.perf import (
-    TimeRepeatConv3d, freeze_spectral_norm, maybe_compile, repeated_time_conv3d, set_channels_last,
-    single_frame_conv3d,
-)
+from stage1_VAE.modules.time_conv import TimeRepeatConv3d, repeated_time_conv3d, single_frame_conv3d
+from blocks.spectral_norm import freeze_spectral_norm
+from utils.compile import maybe_compile
+from utils.memory_format import set_channels_last
 from stage1_VAE.modules.resnet3d import maybe_sn
 
 

@@ -11,7 +11,7 @@ import torch
 
 from stage2_cINN.pipeline import load_model
 from tests.helpers import tiny_ae_config, tiny_stage1_config, write_tiny_model
-from utils.amp import PrecisionError, autocast, make_scaler
+from utils.precision import PrecisionError, autocast, make_scaler
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "models" / "demo" / "stage2"
@@ -32,14 +32,14 @@ def tiny(tmp_path_factory):
 
 # ------------------------------------------------------------------------------------------ inference
 def test_precision_is_checked_before_anything_is_loaded(tmp_path, capsys):
-    import cli
+    from utils.command import run
 
     with pytest.raises(PrecisionError, match="fp16 needs a CUDA device"):
         load_model(tmp_path / "nothing here", CPU, precision="fp16")  # not a MissingFilesError: checked first
     with pytest.raises(PrecisionError, match="fp32|bf16|fp16"):
         load_model(tmp_path, CPU, precision="bf8")
     with pytest.raises(SystemExit) as stop:  # the scripts: one error line, exit 2, no traceback
-        cli.run(lambda argv: cli.load_pipeline(tmp_path, CPU, "fp16"), [])
+        run(lambda argv: load_model(tmp_path, CPU, "fp16"), [])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip() == "error: precision fp16 needs a CUDA device (got cpu); use bf16 on the CPU"
 
@@ -66,7 +66,7 @@ def test_bf16_samples_keep_a_psnr_floor_against_fp32():
     """bf16 samples of the demo model from the same residuals stay within a PSNR floor of the fp32 ones.
     The floor is far above what a wrong video gets: other residuals, or the cINN run forward instead of
     inverted (what a bf16 path that broke the flow's inversion would give)."""
-    from utils.inference import list_images, read_images
+    from data.images import list_images, read_images
 
     fp32, bf16 = load_model(DEMO, CPU), load_model(DEMO, CPU, precision="bf16")
     x0 = read_images(list_images(ROOT / "assets" / "GT_samples" / "demo")[:2], fp32.img_size)
@@ -96,7 +96,7 @@ def test_autocast_is_bf16_on_the_cpu_and_fp16_needs_cuda():
 
 def test_bf16_weight_gradient_of_a_two_frame_conv3d_is_right():
     """oneDNN's bf16 weight gradient of a 3x3x3 conv3d on 2 frames is wrong (relative error ~1 or NaN on
-    every call, torch 2.14 CPU); :func:`utils.amp.autocast` pads such inputs in time explicitly."""
+    every call, torch 2.14 CPU); :func:`utils.precision.autocast` pads such inputs in time explicitly."""
     torch.manual_seed(0)
     conv, x = torch.nn.Conv3d(32, 32, 3, 1, 1), torch.randn(1, 32, 2, 8, 8)
     ref = torch.autograd.grad(conv.double()(x.double()).pow(2).sum(), conv.weight)[0]
@@ -110,13 +110,13 @@ def test_bf16_weight_gradient_of_a_two_frame_conv3d_is_right():
 
 def test_fp16_training_on_the_cpu_is_a_config_error_before_the_run_folder(tmp_path):
     from utils.config import ConfigError
-    from utils.run import start_run_from_config
+    from training.run import start_run_from_config
 
     (tmp_path / "data").mkdir()
     cfg = tiny_stage1_config(amp="fp16", save_path=str(tmp_path / "runs"))
     cfg["Data"]["data_path"] = str(tmp_path / "data")
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        start_run_from_config(cfg, -1, "stage1")
+        start_run_from_config(cfg, -1, "config_stage1.yaml")
     assert not (tmp_path / "runs").exists()
 
 
@@ -130,11 +130,11 @@ def bair_root(tmp_path_factory):
 
 def test_stage1_bf16_training_overfits_one_clip(bair_root, tmp_path):
     from stage1_VAE.trainer import Stage1Trainer
-    from utils.run import start_run_from_config
+    from training.run import start_run_from_config
 
     cfg = tiny_stage1_config(amp="bf16", pretrain=100, lr=1e-3, w_percep=1.0, save_path=str(tmp_path))
     cfg["Data"].update(bair_root, aug=False)
-    trainer = Stage1Trainer(start_run_from_config(cfg, -1, "stage1"))
+    trainer = Stage1Trainer(start_run_from_config(cfg, -1, "config_stage1.yaml"))
     seen = []
     trainer.decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
     seq = trainer.eval_loader.dataset[0]["seq"].unsqueeze(0)
@@ -189,7 +189,8 @@ def test_ae_adaptive_weight_under_bf16_matches_fp32():
         with autocast(CPU, amp):
             q = n["encoder"](x)
             x_hat = n["decoder"](q.mode())
-            _, log = loss_fn(x, x_hat, q, 0, epoch=cfg["Training"]["pretrain"], last_layer=n["decoder"].last_layer)
+            _, log = loss_fn.generator_loss(x, x_hat, q, epoch=cfg["Training"]["pretrain"],
+                                            last_layer=n["decoder"].last_layer)
         weights[amp] = float(log["train/d_weight"])
     assert weights["none"] > 0 and abs(weights["bf16"] / weights["none"] - 1) < 0.15, weights
 

@@ -36,6 +36,9 @@ def test_smoke_recipe_gives_every_stage_training_steps(tmp_path):
     import generate_samples
     from data import get_dataset
     from data.synthetic import main as synthetic
+    from stage1_VAE.config import STAGE1_SCHEMA
+    from stage2_cINN.AE.config import AE_SCHEMA
+    from stage2_cINN.config import CINN_SCHEMA
     from utils.config import load_config
 
     default, commands = recipe()
@@ -45,11 +48,11 @@ def test_smoke_recipe_gives_every_stage_training_steps(tmp_path):
                                          ["python", "-m", "stage2_cINN.AE.main"], ["python", "-m", "stage2_cINN.main"],
                                          ["python", "generate_samples.py", "-dataset"]]
     synthetic(commands[0][3:])
-    for command, schema in zip(commands[1:4], ("stage1", "ae", "cinn")):
+    for command, schema in zip(commands[1:4], (STAGE1_SCHEMA, AE_SCHEMA, CINN_SCHEMA)):
         assert command[3] == "-cf" and command[5:7] == ["-gpu", "-1"], shlex.join(command)
         cfg = load_config(ROOT / command[4], schema, command[7:])
         steps = len(get_dataset(cfg, "train")) // cfg["Training"]["bs"]
-        assert steps >= 1 and cfg["Training"]["n_epochs"] >= 1, (schema, steps)
+        assert steps >= 1 and cfg["Training"]["n_epochs"] >= 1, (command, steps)
     (tmp_path / "tiny_cinn").mkdir()  # what the cINN line writes
     assert generate_samples.parse_args(commands[4][2:]).ckpt_path == tmp_path / "tiny_cinn"
 

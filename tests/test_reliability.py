@@ -27,8 +27,8 @@ from utils.errors import (
     CheckpointError, CheckpointMismatchError, CheckpointWriteError, NonFiniteLossError, NonFiniteWeightsError,
     RunFolderError, UnsafeCheckpointError,
 )
-from utils.logging import RunLogger
-from utils.run import start_run_from_config
+from training.logger import RunLogger
+from training.run import start_run_from_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 PARTS = ("GEN", "ENC", "DISC_t", "DISC_s")
@@ -57,7 +57,7 @@ def stage1(bair, tmp_path_factory):
     cfg["Data"].update(bair)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(s1, "make_lpips", lambda *args: _L1Distance())
-        trainer = s1.Stage1Trainer(start_run_from_config(cfg, -1, "stage1"))
+        trainer = s1.Stage1Trainer(start_run_from_config(cfg, -1, "config_stage1.yaml"))
     initial = {name: [_copy(x.state_dict()) for x in trio] for name, trio in trainer._parts().items()}
     return trainer, initial
 
@@ -102,7 +102,7 @@ def _assert_weights(trainer, expected: dict):
 
 
 def _fail_on_call(monkeypatch, n: int, exc: BaseException):
-    """``torch.save`` (as used by utils.checkpoint) raises ``exc`` on its ``n``-th call."""
+    """``torch.save`` (as used by utils.checkpoint.atomic_save) raises ``exc`` on its ``n``-th call."""
     import utils.checkpoint as ck
 
     real, calls = torch.save, {"n": 0}
@@ -134,7 +134,7 @@ def test_kill_between_part_writes_resumes_the_previous_complete_set(stage1, tmp_
     assert trainer.start_epoch == 1 and trainer.step == 0  # epoch 0's set, whole
     _assert_weights(trainer, epoch0)
     # what a kill -9 leaves behind: an unfinished temp file and a staged part of an uncommitted set
-    from utils.runfolder import claim_run_folder
+    from training.runfolder import claim_run_folder
 
     (tmp_path / ".latest_checkpoint_ENC.pth.x1y2.tmp").write_bytes(b"\0" * 1000)
     torch.save({"epoch": 1}, tmp_path / ".latest_checkpoint_GEN.pth.epoch1.staged")
@@ -148,7 +148,7 @@ def test_kill_between_part_writes_resumes_the_previous_complete_set(stage1, tmp_
 
 def test_legacy_folder_resumes_when_its_parts_agree_and_refuses_mixed_epochs(stage1, tmp_path):
     """A folder written before checkpoint sets (no manifest, numpy RNG state) still resumes; mixed epochs do not."""
-    from utils.trainer import training_state
+    from training.checkpoints import training_state
 
     trainer = _reset(stage1, tmp_path)
     legacy_rng = {"python": __import__("random").getstate(), "numpy": np.random.get_state(),
@@ -165,8 +165,8 @@ def test_legacy_folder_resumes_when_its_parts_agree_and_refuses_mixed_epochs(sta
 
 def test_interrupted_renames_roll_forward(tmp_path, monkeypatch):
     """A committed set whose renames were interrupted is completed, not mixed."""
-    from utils.checkpoint_set import recover_folder, write_set
-    from utils.trainer import load_checkpoint_set
+    from training.checkpoint_set import recover_folder, write_set
+    from training.checkpoints import load_checkpoint_set
 
     names = ["a.pth", "b.pth"]
     write_set(tmp_path, "s", {n: {"epoch": 0, "x": torch.zeros(2)} for n in names}, 0)
@@ -256,7 +256,7 @@ def test_nonfinite_weights_are_never_written(stage1, tmp_path):
 
 def test_finite_monitor_keeps_the_flag_on_the_device(monkeypatch):
     """On CUDA no host sync per step: ``add`` only records; ``check`` reads the first bad step."""
-    from utils.trainer import FiniteMonitor
+    from training.finite import FiniteMonitor
 
     monitor = FiniteMonitor(torch.device("cpu"), "test")
     monitor.eager = False  # as on CUDA
@@ -279,7 +279,7 @@ def test_cinn_run_whose_every_step_was_skipped_is_an_error(tiny_model, bair, tmp
     cfg = tiny_cinn_config(tiny_model["dirs"]["stage1"], tiny_model["dirs"]["ae"], save_path=str(tmp_path),
                            save_media=False, bs=2, max_steps_per_epoch=1, max_eval_batches=1, n_epochs=1)
     cfg["Data"].update(bair)
-    trainer = CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
+    trainer = CINNTrainer(start_run_from_config(cfg, -1, "config_stage2.yaml"))
     real = trainer.targets
 
     def poisoned(batch):
@@ -404,7 +404,7 @@ def test_bad_frame_skips_its_clip_and_too_many_stop(tmp_path, caplog):
     """Item 8: a corrupt or empty frame skips its clip with a warning naming the file; > the limit stops."""
     from data import get_dataset, make_loader
     from data.frame_io import BadClipsError
-    from utils.trainer import epoch_iter
+    from training.loop import epoch_iter
 
     cfg = _folder_dataset(tmp_path, 4)
     (tmp_path / "train" / "v1" / "frame2.png").write_bytes(b"")
@@ -460,7 +460,7 @@ def test_data_check_lists_every_problem(tmp_path, capsys):
 HOLD_SCRIPT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from utils.runfolder import RunFolderLock  # what start_run_from_config takes, without importing torch
+from training.runfolder import RunFolderLock  # what start_run_from_config takes
 RunFolderLock(sys.argv[2]).acquire()
 print("LOCKED", flush=True)
 sys.stdin.read()
@@ -477,22 +477,22 @@ def test_one_run_per_folder(tmp_path):
     try:
         assert holder.stdout.readline().strip() == "LOCKED"
         with pytest.raises(RunFolderError, match=f"in use by another run \\(PID {holder.pid}"):
-            start_run_from_config(cfg(), -1, "stage1")
+            start_run_from_config(cfg(), -1, "config_stage1.yaml")
     finally:
         holder.stdin.close()
         holder.wait(timeout=60)
     run_dir = tmp_path / "tiny"
     (run_dir / ".run.lock").write_text(f"{holder.pid} {os.uname().nodename}\n")  # a dead holder's stale lock
-    ctx = start_run_from_config(cfg(), -1, "stage1")
+    ctx = start_run_from_config(cfg(), -1, "config_stage1.yaml")
     assert (run_dir / ".run.lock").read_text().split()[0] == str(os.getpid())
     ctx.lock.release()
 
     torch.save({"epoch": 0}, run_dir / "latest_checkpoint_GEN.pth")
     (run_dir / "metrics.csv").write_text("epoch\n0\n")
     with pytest.raises(RunFolderError, match=r"already holds checkpoints \(latest_checkpoint_GEN.pth\).*reload_path"):
-        start_run_from_config(cfg(), -1, "stage1")
-    start_run_from_config(cfg(reload_path=str(run_dir)), -1, "stage1")
+        start_run_from_config(cfg(), -1, "config_stage1.yaml")
+    start_run_from_config(cfg(reload_path=str(run_dir)), -1, "config_stage1.yaml")
     with pytest.raises(RunFolderError, match="resumes from another folder"):
-        start_run_from_config(cfg(reload_path=str(tmp_path)), -1, "stage1")
-    start_run_from_config(cfg(overwrite=True), -1, "stage1")
+        start_run_from_config(cfg(reload_path=str(tmp_path)), -1, "config_stage1.yaml")
+    start_run_from_config(cfg(overwrite=True), -1, "config_stage1.yaml")
     assert not (run_dir / "latest_checkpoint_GEN.pth").exists() and not (run_dir / "metrics.csv").exists()

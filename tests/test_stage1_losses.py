@@ -7,15 +7,9 @@ import torch
 from torch import nn
 
 from stage1_VAE.modules import PatchDiscriminator, TemporalDiscriminator
-from stage1_VAE.modules.losses import (
-    Stage1Indices,
-    Stage1Loss,
-    feature_matching,
-    hinge_d_loss,
-    kl_divergence,
-    make_lpips,
-    r1_penalty,
-)
+from stage1_VAE.modules.losses import Stage1Indices, Stage1Loss, feature_matching, kl_divergence, r1_penalty
+from blocks.gan import hinge_d_loss
+from blocks.lpips import make_lpips
 
 VGG16_FILE = "vgg16-397923af.pth"
 WEIGHTS = dict(w_recon=10.0, w_percep=30.0, w_kl=1e-2, w_coup_t=2.0, w_fmap_t=10.0, w_GP=10.0, w_coup_s=5.0)
@@ -109,35 +103,45 @@ def test_sample_indices():
     assert (short.t_start, short.t_len) == (0, 8)
 
 
-def test_gen_loss_before_pretrain_has_no_gan_terms():
+def test_generator_loss_before_pretrain_logs_gan_terms_that_do_not_count():
     loss_mod = _loss_module(pretrain=1)
     x, x_hat, mu, logvar = _batch()
-    loss, log = loss_mod.gen_loss(x, x_hat, mu, logvar, epoch=0)
+    idx = Stage1Indices(t_start=2, t_len=12, frames=torch.arange(20))
+    loss, log = loss_mod.generator_loss(x, x_hat, mu, logvar, epoch=0, indices=idx)
     expected = (
         WEIGHTS["w_recon"] * (x_hat - x).abs().mean()
         + WEIGHTS["w_percep"] * _l2(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()
         + WEIGHTS["w_kl"] * kl_divergence(mu, logvar)
     )
     torch.testing.assert_close(loss, expected)
-    assert not any(k.startswith("gen/gan") for k in log) and "gen/fmap_t" not in log
-    # as in the original, the discriminators still run (fake, then real for D_t), only their terms are off
+    assert not loss_mod.gan_active(0)
+    # as in the original, the discriminators still run (fake, then real for D_t) and their terms are logged
     assert len(loss_mod.disc_t.inputs) == 2 and len(loss_mod.disc_s.inputs) == 1
-    idx = Stage1Indices(t_start=2, t_len=12, frames=torch.arange(20))
-    assert loss_mod.disc_step(x, x_hat, epoch=0, indices=idx) == (None, {})
+    with torch.no_grad():
+        logit_fake, fm_fake = loss_mod.disc_t.net(x_hat[:, 2:14])
+        _, fm_real = loss_mod.disc_t.net(x[:, 2:14])
+        patch_fake = loss_mod.disc_s.net(x_hat.flatten(0, 1)[:20])
+    torch.testing.assert_close(log["gen/gan_t"], -logit_fake.mean())
+    torch.testing.assert_close(log["gen/gan_s"], -patch_fake.mean())
+    torch.testing.assert_close(log["gen/fmap_t"], feature_matching(fm_fake, fm_real))
+    total, d_log = loss_mod.discriminator_loss(x, x_hat, epoch=0, indices=idx)  # computed and logged, not stepped
+    assert set(d_log) == {"disc_t/loss", "disc_t/r1", "disc_t/logit_real", "disc_t/logit_fake", "disc_s/loss",
+                          "disc_s/logit_real", "disc_s/logit_fake", "disc/total"}
+    assert d_log["disc_t/r1"] > 0 and not total.requires_grad  # no graph: nothing to update in warm-up
     torch.testing.assert_close(loss_mod.disc_t.inputs[2], x_hat.detach()[:, 2:14])  # fake first
     torch.testing.assert_close(loss_mod.disc_t.inputs[3], x[:, 2:14])
     torch.testing.assert_close(loss_mod.disc_s.inputs[1], x_hat.detach().flatten(0, 1)[:20])
     torch.testing.assert_close(loss_mod.disc_s.inputs[2], x.flatten(0, 1)[:20])
 
 
-def test_gen_loss_after_pretrain_adds_gan_terms_with_shared_indices():
+def test_generator_loss_after_pretrain_adds_gan_terms_with_shared_indices():
     loss_mod = _loss_module(pretrain=1)
     x, x_hat, mu, logvar = _batch()
     idx = Stage1Indices(t_start=3, t_len=12, frames=torch.tensor([0, 5, 5, 31, 17] * 4))
-    base, _ = loss_mod.gen_loss(x, x_hat, mu, logvar, epoch=0, indices=idx)
+    base, _ = loss_mod.generator_loss(x, x_hat, mu, logvar, epoch=0, indices=idx)
     loss_mod.disc_t.inputs.clear()
     loss_mod.disc_s.inputs.clear()
-    loss, log = loss_mod.gen_loss(x, x_hat, mu, logvar, epoch=1, indices=idx)
+    loss, log = loss_mod.generator_loss(x, x_hat, mu, logvar, epoch=1, indices=idx)
     # the discriminators saw the shared window and frames of the fake (and real, for the feature targets)
     seen_t, seen_s = loss_mod.disc_t.inputs, loss_mod.disc_s.inputs
     torch.testing.assert_close(seen_t[0], x_hat.detach()[:, 3:15])
@@ -156,7 +160,7 @@ def test_gen_loss_after_pretrain_adds_gan_terms_with_shared_indices():
     )
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
     assert {"gen/gan_s", "gen/gan_t", "gen/fmap_t"} <= set(log)
-    # the generator gets gradients, the discriminators none (they are frozen in gen_loss)
+    # the generator gets gradients, the discriminators none (they are frozen in generator_loss)
     loss.backward()
     assert x_hat.grad is not None and x_hat.grad.abs().sum() > 0
     assert all(p.grad is None for p in loss_mod.disc_t.parameters())
@@ -164,11 +168,11 @@ def test_gen_loss_after_pretrain_adds_gan_terms_with_shared_indices():
     assert all(p.requires_grad for p in loss_mod.disc_t.parameters())
 
 
-def test_disc_step_composition_and_gradients():
+def test_discriminator_loss_composition_and_gradients():
     loss_mod = _loss_module(pretrain=0)
     x, x_hat, _, _ = _batch()
     idx = Stage1Indices(t_start=4, t_len=12, frames=torch.arange(20) * 3 % 32)
-    total, log = loss_mod.disc_step(x, x_hat, epoch=0, indices=idx)
+    total, log = loss_mod.discriminator_loss(x, x_hat, epoch=0, indices=idx)
     seen_t, seen_s = loss_mod.disc_t.inputs, loss_mod.disc_s.inputs
     # the original's order: each discriminator sees the fake input first, then the real one
     torch.testing.assert_close(seen_t[0], x_hat.detach()[:, 4:16])

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from blocks.actnorm import ActNorm2d
 from stage1_VAE.modules import (
-    ActNorm,
     Encoder,
     Generator,
     PatchDiscriminator,
@@ -158,7 +158,7 @@ def test_build_rejects_inconsistent_config():
 
 
 def test_actnorm_data_dependent_init():
-    norm = ActNorm(4).train()
+    norm = ActNorm2d(4).train()
     std, mean = torch.tensor([0.5, 2.0, 3.0, 1.0]).view(1, 4, 1, 1), torch.arange(4.0).view(1, 4, 1, 1)
     x = torch.randn(8, 4, 5, 5) * std + mean
     assert norm.initialized.item() == 0
@@ -177,16 +177,16 @@ def test_actnorm_data_dependent_init():
 
 def test_actnorm_no_init_in_eval_or_after_loading():
     x = torch.randn(4, 3, 2, 2) + 3
-    norm = ActNorm(3).eval()
+    norm = ActNorm2d(3).eval()
     torch.testing.assert_close(norm(x), x)  # identity, not initialised in eval mode
     assert norm.initialized.item() == 0
-    trained = ActNorm(3).train()
+    trained = ActNorm2d(3).train()
     trained(x)
-    fresh = ActNorm(3).train()
+    fresh = ActNorm2d(3).train()
     fresh.load_state_dict(trained.state_dict())
     torch.testing.assert_close(fresh(x * 2), trained(x * 2))  # loaded values kept, no re-init
     # loading an uninitialised state makes the next training batch initialise again
-    fresh.load_state_dict(ActNorm(3).state_dict())
+    fresh.load_state_dict(ActNorm2d(3).state_dict())
     y = fresh(x * 2)
     torch.testing.assert_close(y.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5, rtol=0)
 
@@ -194,7 +194,7 @@ def test_actnorm_no_init_in_eval_or_after_loading():
 def test_patch_discriminator_batchnorm_variant():
     disc = PatchDiscriminator(ndf=8, n_layers=3, use_actnorm=False, spectral_norm=False)
     norms = [m for m in disc.main if isinstance(m, nn.BatchNorm2d)]
-    assert len(norms) == 3 and not any(isinstance(m, ActNorm) for m in disc.main)
+    assert len(norms) == 3 and not any(isinstance(m, ActNorm2d) for m in disc.main)
     convs = [m for m in disc.main if isinstance(m, nn.Conv2d)]
     assert [c.bias is not None for c in convs] == [True, False, False, False, True]
     assert "main.3.running_mean" in disc.state_dict() and "main.0.weight_orig" not in disc.state_dict()

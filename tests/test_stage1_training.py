@@ -12,8 +12,9 @@ import torch
 
 from data.synthetic import write_synthetic_dataset
 from tests.helpers import tiny_stage1_config
+from stage1_VAE.config import STAGE1_SCHEMA
 from utils.config import ConfigError, load_config
-from utils.run import start_run_from_config
+from training.run import start_run_from_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,7 @@ def _config(bair_root, run_dir, **training):
 def _trainer(cfg):
     from stage1_VAE.trainer import Stage1Trainer
 
-    return Stage1Trainer(start_run_from_config(cfg, -1, "stage1"))
+    return Stage1Trainer(start_run_from_config(cfg, -1, "config_stage1.yaml"))
 
 
 def test_overfit_one_clip_reconstruction_falls(bair_root, tmp_path):
@@ -90,7 +91,7 @@ def test_bad_configs_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="img_size"):
         build_stage1(cfg)
     with pytest.raises(ConfigError, match="unknown key 'n_epoch'"):
-        load_config(ROOT / "stage1_VAE/configs/tiny_config.yaml", "stage1", ["Training.n_epoch=3"])
+        load_config(ROOT / "stage1_VAE/configs/tiny_config.yaml", STAGE1_SCHEMA, ["Training.n_epoch=3"])
 
 
 def _free_port() -> int:
@@ -103,12 +104,12 @@ DDP_SCRIPT = r"""
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[1])
 from tests.helpers import tiny_stage1_config
-from utils.run import start_run_from_config
+from training.run import start_run_from_config
 from stage1_VAE.trainer import Stage1Trainer
 cfg = tiny_stage1_config(pretrain=0, max_steps_per_epoch=1, bs=1, seed=7)
 cfg["Data"].update(dataset="bair", data_path=sys.argv[2])
 cfg["Training"]["save_path"] = sys.argv[3]
-tr = Stage1Trainer(start_run_from_config(cfg, -1, "stage1"))
+tr = Stage1Trainer(start_run_from_config(cfg, -1, "config_stage1.yaml"))
 weights = lambda: torch.cat([p.detach().reshape(-1).clone() for m in (tr.encoder, tr.decoder, tr.disc_t, tr.disc_s)
                              for p in m.parameters()])
 init = weights()
@@ -140,20 +141,19 @@ def test_ddp_two_cpu_processes_hold_identical_weights(bair_root, tmp_path):
 def test_per_epoch_fvd_backend(tmp_path, caplog, monkeypatch):
     from metrics import weights
     from metrics.i3d import KineticsI3D
-    from stage1_VAE.trainer import _make_fvd
+    from training.fvd import make_training_fvd
     from utils.errors import MissingFileError
 
-    cfg = tiny_stage1_config(FVD="FVD", i3d_weights=str(tmp_path / "missing.pth"))
+    cpu = torch.device("cpu")
     with pytest.raises(MissingFileError, match="Training.i3d_weights: .*missing.pth"):  # a named file must exist
-        _make_fvd(cfg, torch.device("cpu"))
-    cfg["Training"]["i3d_weights"] = None
+        make_training_fvd("FVD", cpu, str(tmp_path / "missing.pth"))
     monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "models")  # no weights in the default place
     with caplog.at_level("WARNING"):
-        assert _make_fvd(cfg, torch.device("cpu")) is None  # disabled, and said so
+        assert make_training_fvd("FVD", cpu) is None  # disabled, and said so
     assert "model_rgb.pth" in caplog.text
+    assert make_training_fvd("none", cpu) is None
     torch.save(KineticsI3D().state_dict(), tmp_path / "model_rgb.pth")
-    cfg["Training"]["i3d_weights"] = str(tmp_path / "model_rgb.pth")
-    fvd = _make_fvd(cfg, torch.device("cpu"))
+    fvd = make_training_fvd("FVD", cpu, str(tmp_path / "model_rgb.pth"))
     assert fvd.name == "PFVD"
     videos = torch.rand(2, 16, 3, 32, 32) * 2 - 1
     feats = fvd.features(videos)

@@ -7,7 +7,7 @@ import torch
 
 from data.synthetic import write_synthetic_dataset
 from tests.helpers import tiny_ae_config, tiny_cinn_config, write_tiny_model
-from utils.run import start_run_from_config
+from training.run import start_run_from_config
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,7 @@ def _ae(bair, run_dir, **training):
 
     cfg = tiny_ae_config(save_path=str(run_dir), save_media=False, **training)
     cfg["Data"].update(bair["64"])
-    return AETrainer(start_run_from_config(cfg, -1, "ae"))
+    return AETrainer(start_run_from_config(cfg, -1, "config_stage2_AE.yaml"))
 
 
 def _cinn(bair, frozen, run_dir, **training):
@@ -36,7 +36,7 @@ def _cinn(bair, frozen, run_dir, **training):
     cfg = tiny_cinn_config(frozen["dirs"]["stage1"], frozen["dirs"]["ae"], save_path=str(run_dir),
                            save_media=False, **training)
     cfg["Data"].update(bair["32"])
-    return CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
+    return CINNTrainer(start_run_from_config(cfg, -1, "config_stage2.yaml"))
 
 
 def test_ae_saves_encoder_on_best_and_resumes_exactly(bair, tmp_path):
@@ -136,11 +136,11 @@ CINN_DDP_SCRIPT = r"""
 import sys, torch, torch.distributed as dist
 sys.path.insert(0, sys.argv[1])
 from tests.helpers import tiny_cinn_config
-from utils.run import start_run_from_config
+from training.run import start_run_from_config
 from stage2_cINN.trainer import CINNTrainer
 cfg = tiny_cinn_config(sys.argv[2], sys.argv[3], save_path=sys.argv[5], bs=4, max_steps_per_epoch=2, seed=3)
 cfg["Data"].update(dataset="bair", data_path=sys.argv[4])
-tr = CINNTrainer(start_run_from_config(cfg, -1, "cinn"))
+tr = CINNTrainer(start_run_from_config(cfg, -1, "config_stage2.yaml"))
 init = torch.cat([p.detach().reshape(-1).clone() for p in tr.flow.parameters()])
 tr.train_epoch(0)
 flat = torch.cat([p.detach().reshape(-1) for p in tr.flow.parameters()])

@@ -6,10 +6,13 @@ import pytest
 import torch
 import yaml
 
+from stage1_VAE.config import STAGE1_SCHEMA
+from stage2_cINN.AE.config import AE_SCHEMA
+from stage2_cINN.config import CINN_SCHEMA
 from utils.checkpoint import atomic_save, load_checkpoint, find_checkpoint
 from utils.config import ConfigError, apply_overrides, load_config, save_config, validate_config
 from utils.device import get_device
-from utils.logging import CSVLogger, resolve_wandb_mode
+from training.logger import CSVLogger, resolve_wandb_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {
@@ -17,11 +20,12 @@ CONFIGS = {
     "ae": sorted((ROOT / "stage2_cINN/AE/configs").glob("*.yaml")),
     "cinn": sorted((ROOT / "stage2_cINN/configs").glob("*.yaml")),
 }
+SCHEMAS = {"stage1": STAGE1_SCHEMA, "ae": AE_SCHEMA, "cinn": CINN_SCHEMA}
 
 
 @pytest.mark.parametrize("schema,path", [(s, p) for s, ps in CONFIGS.items() for p in ps], ids=lambda x: str(x)[-40:])
 def test_every_shipped_config_validates(schema, path):
-    cfg = load_config(path, schema)
+    cfg = load_config(path, SCHEMAS[schema])
     assert isinstance(cfg["Training"]["lr"], float)  # '2e-4' is a float, not a string
     assert cfg["Data"]["Augmentation"]["prob_hflip"] == 0.5
 
@@ -37,7 +41,7 @@ def test_missing_key_names_file_section_and_key(tmp_path):
     del cfg["Decoder"]["z_dim"]
     p = _write(tmp_path, cfg)
     with pytest.raises(ConfigError) as e:
-        load_config(p, "stage1")
+        load_config(p, STAGE1_SCHEMA)
     msg = str(e.value)
     assert str(p) in msg and "'Decoder'" in msg and "'z_dim'" in msg and "missing" in msg
 
@@ -46,19 +50,19 @@ def test_misspelt_key_is_rejected_with_suggestion(tmp_path):
     cfg = yaml.safe_load((ROOT / "stage1_VAE/configs/bair_config.yaml").read_text())
     cfg["Training"]["w_percp"] = cfg["Training"].pop("w_percep")
     with pytest.raises(ConfigError, match=r"unknown key 'w_percp' in section 'Training'.*w_percep"):
-        load_config(_write(tmp_path, cfg), "stage1")
+        load_config(_write(tmp_path, cfg), STAGE1_SCHEMA)
 
 
 def test_unknown_section_and_defaults():
     cfg = yaml.safe_load((ROOT / "stage2_cINN/configs/landscape_config.yaml").read_text())
-    out = validate_config(cfg, "cinn")
+    out = validate_config(cfg, CINN_SCHEMA)
     assert out["Training"]["control"] is False  # released configs lack it
     assert out["Logging"]["mode"] == cfg["Logging"]["mode"]
     del cfg["Logging"]
-    assert validate_config(cfg, "cinn")["Logging"]["mode"] is None  # resolved later
+    assert validate_config(cfg, CINN_SCHEMA)["Logging"]["mode"] is None  # resolved later
     cfg["Flw"] = {}
     with pytest.raises(ConfigError, match="unknown section 'Flw'.*Flow"):
-        validate_config(cfg, "cinn")
+        validate_config(cfg, CINN_SCHEMA)
 
 
 def test_overrides_parse_yaml_values_and_reject_bad_paths():
@@ -75,19 +79,19 @@ def test_overrides_parse_yaml_values_and_reject_bad_paths():
 
 def test_override_of_misspelt_key_fails_validation(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'bss'"):
-        load_config(ROOT / "stage1_VAE/configs/bair_config.yaml", "stage1", ["Training.bss=3"])
+        load_config(ROOT / "stage1_VAE/configs/bair_config.yaml", STAGE1_SCHEMA, ["Training.bss=3"])
 
 
 def test_saved_config_round_trips(tmp_path):
-    cfg = load_config(ROOT / "stage1_VAE/configs/bair_config.yaml", "stage1", ["Training.bs=3"])
+    cfg = load_config(ROOT / "stage1_VAE/configs/bair_config.yaml", STAGE1_SCHEMA, ["Training.bs=3"])
     save_config(cfg, tmp_path / "config_stage1.yaml")
-    back = load_config(tmp_path / "config_stage1.yaml", "stage1")
+    back = load_config(tmp_path / "config_stage1.yaml", STAGE1_SCHEMA)
     assert back["Training"]["bs"] == 3 and "_path" not in yaml.safe_load((tmp_path / "config_stage1.yaml").read_text())
 
 
 def test_missing_config_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.yaml"):
-        load_config(tmp_path / "nope.yaml", "stage1")
+        load_config(tmp_path / "nope.yaml", STAGE1_SCHEMA)
 
 
 def test_device_selection(monkeypatch, caplog):

@@ -9,10 +9,9 @@ forward and backward (670-830 thousand page faults per BAIR decoder forward of b
 freed memory for reuse (``M_MMAP_MAX = 0``, ``M_TRIM_THRESHOLD`` = 2 GiB); the process's resident memory
 then stays at its peak instead of shrinking between iterations.
 
-:func:`utils.device.get_device`, which every entry point (training mains, sampling and evaluation scripts,
-benchmarks) calls at start-up, applies it once per process; ``I2V_MALLOC_TUNING=0`` in the environment
-switches it off. It does nothing where the C library has no
-``mallopt`` (macOS, musl, Windows).
+Every entry point applies it at start-up (:func:`utils.command.run`; the benchmarks call
+:func:`tune_cpu_allocator` themselves); ``I2V_MALLOC_TUNING=0`` in the environment switches it off. It
+does nothing where the C library has no ``mallopt`` (macOS, musl, Windows).
 """
 from __future__ import annotations
 

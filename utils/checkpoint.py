@@ -1,4 +1,5 @@
-"""Checkpoint I/O: atomic writes (temp file + rename), safe loading (``weights_only=True``) with clear errors.
+"""Checkpoint files: atomic ``torch.save``, safe loading (``weights_only=True``) with clear errors, NaN/Inf checks
+and checksums.
 
 Every checkpoint and weights file is read with ``torch.load(weights_only=True)``: tensors, numbers, strings
 and plain containers only, so a crafted file cannot run code. A file that holds other pickled objects is
@@ -7,90 +8,28 @@ environment variable ``I2V_TRUST_CHECKPOINTS=1`` to load it with full unpickling
 """
 from __future__ import annotations
 
-import errno
+import hashlib
 import logging
 import os
 import pickle
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 import torch
 
-from utils.errors import (
-    CheckpointError, CheckpointMismatchError, CheckpointWriteError, MissingFileError, NonFiniteWeightsError,
-    UnsafeCheckpointError,
-)
+from utils.atomic import atomic_write_with
+from utils.errors import CheckpointError, MissingFileError, NonFiniteWeightsError, UnsafeCheckpointError
 
 logger = logging.getLogger(__name__)
 
 TRUST_ENV = "I2V_TRUST_CHECKPOINTS"
-TEMP_SUFFIX = ".tmp"  # temp files are ``.<name>.<random>.tmp`` beside their target
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def human_bytes(n: float) -> str:
-    """``1234567`` -> ``'1.2 MB'``."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def _write_failed(path: Path, exc: BaseException) -> CheckpointWriteError:
-    """A :class:`CheckpointWriteError` naming the file, the reason and the free space on its disk."""
-    try:
-        free = f"{human_bytes(shutil.disk_usage(path.parent).free)} free on its disk"
-    except OSError:
-        free = "free space unknown"
-    full = getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "unexpected pos" in str(exc)
-    reason = "no space left on the device" if full else f"{type(exc).__name__}: {exc}"
-    err = CheckpointWriteError(f"could not write {path}: {reason} ({free}); the previous {path.name} is unchanged")
-    err.errno = errno.ENOSPC if full else getattr(exc, "errno", None)
-    return err
-
-
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, CheckpointError):
-            raise _write_failed(path, exc) from exc
-        raise
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``; a failed write
     (e.g. a full disk) raises :class:`CheckpointWriteError` naming the file and the free space."""
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(text: str, path: str | Path) -> None:
-    """Write text atomically."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write_with(lambda f: torch.save(obj, f), path)
 
 
 def find_checkpoint(path: str | Path, suffixes: Iterable[str] = (".pth", ".pth.tar", ".pt")) -> Path | None:
@@ -105,11 +44,26 @@ def find_checkpoint(path: str | Path, suffixes: Iterable[str] = (".pth", ".pth.t
     return None
 
 
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes (cached per path, size and modification time)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
+
+
 def _numpy_globals() -> list:
     """What older checkpoints of this project pickled besides tensors: numpy arrays/scalars (RNG state,
     best values). Reconstructing them runs no user code."""
-    import numpy as np
-
     core = getattr(np, "_core", None) or np.core
     return [core.multiarray._reconstruct, core.multiarray.scalar, np.ndarray, np.dtype,
             type(np.dtype(np.uint32)), type(np.dtype(np.float64)), type(np.dtype(np.float32)),
@@ -156,9 +110,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", hint: str = "")
     if found is None:
         msg = f"checkpoint not found: {Path(path).resolve()} (also tried .pth, .pth.tar)"
         raise MissingFileError(msg + (f"; {hint}" if hint else ""))
-    from utils.checkpoint_set import committed_path
-
-    obj = safe_load(committed_path(found), map_location)
+    obj = safe_load(found, map_location)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{found} holds a {type(obj).__name__}, not a checkpoint (expected a dict: "
                               "{'state_dict': ...} or a state dict)")
@@ -176,11 +128,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare module inside DDP / torch.compile wrappers."""
     model = getattr(model, "module", model)
     return getattr(model, "_orig_mod", model)
-
-
-def atomic_write_with(write: Callable[[BinaryIO], Any], path: str | Path) -> None:
-    """Write a file atomically with ``write(binary_file)`` (e.g. ``lambda f: numpy.savez(f, ...)``)."""
-    _atomic_write(Path(path), write)
 
 
 # ---------------------------------------------------------------------------------------------- finiteness
@@ -221,18 +168,3 @@ def check_finite(obj: Any, file: str | Path, action: str = "load", note: str = "
     bad = first_nonfinite(obj)
     if bad is not None:
         raise NonFiniteWeightsError(f"refusing to {action} {file}: tensor '{bad[0]}' holds {bad[1]}{note}")
-
-
-def load_state_checked(module: torch.nn.Module, state_dict: Mapping, file: str | Path, kind: str,
-                       expected: Mapping[str, Any] | None = None, config_name: str = "the config") -> None:
-    """``module.load_state_dict(state_dict)`` (strict) after checking that the file fits: a
-    :class:`CheckpointMismatchError` names the file, what it looks like, the missing / unexpected /
-    mis-shaped keys and the config values that disagree (``expected``: config key -> value)."""
-    from utils.fingerprint import mismatch_report
-
-    if not isinstance(state_dict, Mapping):
-        raise CheckpointError(f"{file}: its 'state_dict' is a {type(state_dict).__name__}, not a mapping of tensors")
-    report = mismatch_report(unwrap(module).state_dict(), state_dict, kind, expected or {}, config_name)
-    if report:
-        raise CheckpointMismatchError(f"{file} does not fit the {kind}: {report}")
-    unwrap(module).load_state_dict(state_dict)

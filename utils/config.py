@@ -23,14 +23,14 @@ from typing import Annotated, Any, Iterable, Literal, Mapping, Optional, Union, 
 
 import yaml
 from annotated_types import Ge, Gt, Le
-from pydantic import AfterValidator, BeforeValidator, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, TypeAdapter, ValidationError
 
+from utils.atomic import atomic_write_text
 from utils.errors import I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
 REQUIRED = object()  # marker: the key must be present
-ANY = object()  # marker for a free-form section (any keys accepted)
 PLACEHOLDER = "INSERT_"  # the shipped configs' placeholders: INSERT_PATH_HERE, INSERT_NAME_HERE, ...
 
 
@@ -78,13 +78,6 @@ def _text_to_number(value: Any) -> Any:
     return value
 
 
-def _known_dataset(name: str) -> str:
-    from data.layouts import get_layout  # the data package owns the names; imported only when checked
-
-    get_layout(name)  # ValueError listing the known names
-    return name
-
-
 Number = Annotated[float, BeforeValidator(_text_to_number)]
 PosInt = Annotated[int, Gt(0)]
 NonNegInt = Annotated[int, Ge(0)]
@@ -92,15 +85,21 @@ PosFloat = Annotated[Number, Gt(0)]
 NonNegFloat = Annotated[Number, Ge(0)]
 Probability = Annotated[Number, Ge(0), Le(1)]
 Text = Annotated[str, BeforeValidator(_number_to_text)]  # names and paths: ``savename: 2021`` is the text '2021'
-DatasetName = Annotated[Text, AfterValidator(_known_dataset)]
 WandbMode = Literal["online", "offline", "disabled"]
 
 _DESCRIPTIONS = {
     PosInt: "a positive integer", NonNegInt: "a non-negative integer", PosFloat: "a positive number",
     NonNegFloat: "a non-negative number", Probability: "a number in [0, 1]", Text: "a string",
-    DatasetName: "a known dataset name", bool: "true or false", int: "an integer", Number: "a number",
+    bool: "true or false", int: "an integer", Number: "a number",
     str: "a string", list: "a list",
 }
+
+
+@dataclass(frozen=True)
+class Described:
+    """Metadata of an ``Annotated`` value type: how error messages describe it (e.g. "a known dataset name")."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,9 @@ def describe(tp: Any) -> str:
     """What a value of type ``tp`` must look like, for error messages."""
     if tp in _DESCRIPTIONS:
         return _DESCRIPTIONS[tp]
+    described = [m for m in getattr(tp, "__metadata__", ()) if isinstance(m, Described)]
+    if described:
+        return described[-1].text
     origin, args = get_origin(tp), get_args(tp)
     if origin is Union:
         rest = [a for a in args if a is not type(None)]
@@ -173,179 +175,6 @@ def _checked_value(value: Any, entry: Any, dotted: str, where: str, overrides: M
                           f"{describe(tp)}{item}{detail}") from None
 
 
-def _augmentation_schema() -> dict:
-    return {"brightness": Key(NonNegFloat, 0.0), "contrast": Key(NonNegFloat, 0.0),
-            "saturation": Key(NonNegFloat, 0.0), "hue": Key(NonNegFloat, 0.0), "prob_hflip": Key(Probability, 0.5)}
-
-
-def _data_schema() -> dict:
-    return {
-        "sequence_length": req(PosInt),
-        "img_size": req(PosInt),
-        "dataset": req(DatasetName),
-        "data_path": req(Text),
-        "aug": True,
-        "texture": opt(Text),
-        "image_format": opt(Text),  # None -> any of png/jpg/jpeg/bmp
-        "iter_train": Key(PosInt, 1),
-        "iter_eval": Key(PosInt, 1),
-        "iter_test": Key(PosInt, 1),
-        "reverse": False,
-        "test_size": opt(PosInt),  # iPER: number of test clips (None -> 1000)
-        "split_dir": opt(Text),  # folder with the split lists (landscape/iPER); default: the packaged lists
-        "crop_margin": opt(NonNegInt),  # train crop margin; None -> 16 for landscape/DTDB, 0 otherwise
-        "Augmentation": _augmentation_schema(),
-    }
-
-
-def _logging_schema() -> dict:
-    # mode None -> 'online' when a wandb login exists, else 'disabled' (resolved by utils.logging)
-    return {"entity": opt(Text), "project": opt(Text, "image2video"), "mode": opt(WandbMode)}
-
-
-def _patch_disc_schema() -> dict:
-    return {"in_channels": Key(PosInt, 3), "ndf": Key(PosInt, 64), "n_layers": Key(PosInt, 3), "use_actnorm": True,
-            "spectral_norm": True}
-
-
-def _common_training() -> dict:
-    """Training keys shared by every stage; the values are documented defaults."""
-    return {
-        "n_epochs": req(PosInt),
-        "lr": req(PosFloat),
-        "bs": req(PosInt),
-        "bs_eval": opt(PosInt),  # None -> same as bs
-        "workers": Key(NonNegInt, 4),
-        "weight_decay": Key(NonNegFloat, 0.0),
-        "verbose_idx": Key(PosInt, 30),
-        "savename": "run",
-        "save_path": "runs",
-        "reload_path": opt(Text, ""),  # a run folder to resume from (its latest checkpoint set)
-        "overwrite": False,  # a fresh run in a folder holding checkpoints deletes them (else it is refused)
-        "seed": 42,
-        "amp": "none",  # none | bf16 (autocast on CPU and CUDA) | fp16 (CUDA only, with a GradScaler)
-        "compile": False,  # torch.compile the networks
-        "grad_clip": Key(NonNegFloat, 0.0),  # 0 disables gradient clipping
-        "max_steps_per_epoch": opt(PosInt),  # cap iterations per epoch (smoke runs, demo)
-        "max_eval_batches": opt(PosInt),  # cap validation batches
-        "save_media": True,  # GIF/MP4 of samples each epoch
-        "lpips_weights": opt(Text),  # local VGG16 ImageNet weights (vgg16-397923af.pth); None -> torch hub cache
-        "allow_random_lpips": False,  # tests/demo only: LPIPS with a random VGG backbone (logged loudly)
-        "i3d_weights": opt(Text),  # I3D weights for the per-epoch FVD; None -> models/PI3D or models/DTI3D
-    }
-
-
-STAGE1_SCHEMA: dict = {
-    "Decoder": {
-        "channel_factor": req(PosInt),
-        "z_dim": req(PosInt),
-        "upsample_s": req(list[PosInt]),
-        "upsample_t": req(list[PosInt]),
-        "spectral_norm": True,
-    },
-    "Encoder": {
-        "res_type_encoder": "resnet18",
-        "deterministic": False,
-        "use_max_pool": False,
-        "z_dim": req(PosInt),
-        "channels": req(list[PosInt]),
-        "stride_t": req(list[PosInt]),
-        "stride_s": req(list[PosInt]),
-    },
-    "Discriminator_Temporal": {
-        "eval_seq_length": Key(PosInt, 16),
-        "res_type_encoder": "resnet18",
-        "deterministic": False,
-        "use_max_pool": True,
-        "channels": req(list[PosInt]),
-        "stride_t": req(list[PosInt]),
-        "stride_s": req(list[PosInt]),
-        "spectral_norm": True,
-    },
-    "Discriminator_Patch": _patch_disc_schema(),
-    "Training": {
-        **_common_training(),
-        "patch_GAN": "basic",
-        "GAN_Loss": "hinge",
-        "w_coup_s": Key(NonNegFloat, 1.0),  # unused by the objective (as in the original); kept for the schema
-        "w_coup_t": req(NonNegFloat),
-        "w_fmap_t": req(NonNegFloat),
-        "w_percep": req(NonNegFloat),
-        "w_recon": req(NonNegFloat),
-        "w_GP": req(NonNegFloat),
-        "w_kl": req(NonNegFloat),
-        "subsample_length": Key(PosInt, 12),
-        "pretrain": req(NonNegInt),
-        "weight_decay": Key(NonNegFloat, 1e-5),
-        "lr_gamma": Key(PosFloat, 0.98),
-        "FVD": "FVD",  # FVD | DTFVD | none
-        "lpips_dropout": True,  # True: LPIPS dropout (p=0.5) active in the loss and validation, as the original
-        # validation and per-epoch FVD decode a posterior sample (the original) or mu
-        "val_latent": Key(Literal["sample", "mean"], "sample"),
-    },
-    "Data": _data_schema(),
-    "Logging": _logging_schema(),
-}
-
-AE_SCHEMA: dict = {
-    "AE": {
-        "deterministic": False,
-        "in_size": req(PosInt),
-        "norm": "in",
-        "encoder_type": "resnet50",
-        "use_actnorm_in_dec": False,
-        "z_dim": req(PosInt),
-        "ch": Key(PosInt, 96),  # BigGAN channel base (96 in the paper; smaller for the demo)
-    },
-    "Discriminator_Patch": _patch_disc_schema(),
-    "Training": {
-        **_common_training(),
-        "w_kl": req(NonNegFloat),
-        "pretrain": req(NonNegInt),
-        "lpips_dropout": True,  # True: LPIPS dropout (p=0.5) active in the loss and validation, as the original
-        # both ReduceLROnPlateau (AE, discriminator) step on the last training batch's reconstruction loss
-        # (the original) or on the validation reconstruction loss
-        "plateau_metric": Key(Literal["last_batch", "validation"], "last_batch"),
-    },
-    "Data": _data_schema(),
-    "Logging": _logging_schema(),
-}
-
-CINN_SCHEMA: dict = {
-    "Flow": {"n_flows": req(PosInt), "flow_hidden_depth": req(PosInt), "flow_mid_channels_factor": req(PosInt)},
-    "Conditioning_Model": {
-        "z_dim": req(PosInt),
-        "checkpoint_name": "Encoder_stage2",
-        "model_name": req(Text),
-        "model_path": req(Text),
-    },
-    "First_stage_model": {
-        "checkpoint_encoder": "best_PFVD_ENC",
-        "checkpoint_decoder": "best_PFVD_GEN",
-        "model_name": req(Text),
-        "model_path": req(Text),
-    },
-    "Training": {
-        **_common_training(),
-        "control": False,  # released configs lack it; False is the original's behaviour
-        "gamma": Key(PosFloat, 0.5),
-        "step_size": Key(PosInt, 7),
-        "beta1": Key(Probability, 0.9),
-        "beta2": Key(Probability, 0.99),
-        "amsgrad": True,
-        "max_nonfinite": Key(PosInt, 10),  # consecutive NaN/Inf losses before the run stops
-        "fvd_samples": True,  # FVD of prior samples each epoch (needs I3D weights)
-        # True: the AE embedder in training mode while the cINN trains, as the original (BatchNorm encoders
-        # then condition on batch statistics and their running statistics drift); False keeps it in eval mode
-        "embedder_train_mode": False,
-    },
-    "Data": _data_schema(),
-    "Logging": _logging_schema(),
-}
-
-SCHEMAS = {"stage1": STAGE1_SCHEMA, "ae": AE_SCHEMA, "cinn": CINN_SCHEMA}
-
-
 def _where(path: str | Path | None) -> str:
     return f"config '{path}'" if path else "config"
 
@@ -386,11 +215,11 @@ def _validate_section(values: Any, schema: dict, section: str, path: str | Path 
     return out
 
 
-def validate_config(config: Mapping, schema: dict | str, path: str | Path | None = None) -> dict:
-    """Check ``config`` against ``schema`` (or its name: stage1/ae/cinn) and return it with defaults filled
-    and values of the declared types."""
-    if isinstance(schema, str):
-        schema = SCHEMAS[schema]
+def validate_config(config: Mapping, schema: Mapping, path: str | Path | None = None) -> dict:
+    """Check ``config`` against ``schema`` (e.g. :data:`stage1_VAE.config.STAGE1_SCHEMA`) and return it with
+    defaults filled and values of the declared types."""
+    if not isinstance(schema, Mapping):
+        raise TypeError(f"schema must be a mapping of sections (e.g. STAGE1_SCHEMA), got {type(schema).__name__}")
     path = path or config.get("_path")
     overrides = config.get("_overrides") or {}
     out = {}
@@ -420,11 +249,12 @@ def _sections_with(key: str, config: Mapping, schema: Mapping | None) -> list[st
 
 
 def apply_overrides(config: dict, overrides: Iterable[str], path: str | Path | None = None,
-                    schema: dict | str | None = None) -> dict:
+                    schema: Mapping | None = None) -> dict:
     """Apply ``Section.key=value`` strings (values parsed as YAML) to a copy of ``config``; the overridden
     keys are recorded under ``_overrides`` (so that errors name the override). A section the schema knows
     but the file lacks is created."""
-    schema = SCHEMAS[schema] if isinstance(schema, str) else schema
+    if schema is not None and not isinstance(schema, Mapping):
+        raise TypeError(f"schema must be a mapping of sections (e.g. STAGE1_SCHEMA), got {type(schema).__name__}")
     config = copy.deepcopy(config)
     done: dict[str, str] = {}
     for item in overrides:
@@ -450,10 +280,9 @@ def apply_overrides(config: dict, overrides: Iterable[str], path: str | Path | N
     return config
 
 
-def load_config(
-    path: str | Path, schema: dict | str | None = None, overrides: Iterable[str] = ()
-) -> dict:
-    """Read a YAML config, apply overrides, validate it; the file's path is kept under ``_path``."""
+def load_config(path: str | Path, schema: Mapping | None = None, overrides: Iterable[str] = ()) -> dict:
+    """Read a YAML config, apply overrides, validate it against ``schema`` (None: no validation); the file's
+    path is kept under ``_path``."""
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"config file not found: {path.resolve()}")
@@ -497,6 +326,4 @@ def strip_private(config: Mapping) -> dict:
 
 def save_config(config: Mapping, path: str | Path) -> None:
     """Write the (merged) config as YAML beside a run, atomically."""
-    from utils.checkpoint import atomic_write_text
-
     atomic_write_text(yaml.safe_dump(strip_private(config), sort_keys=False), Path(path))

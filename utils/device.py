@@ -1,5 +1,4 @@
-"""The one place where a ``-gpu`` flag becomes a ``torch.device`` (and where a process sets itself up to run:
-every entry point calls :func:`get_device` once at start-up)."""
+"""The one place where a ``-gpu`` flag becomes a ``torch.device``."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +6,6 @@ import os
 from typing import Sequence
 
 import torch
-
-from utils.allocator import tune_cpu_allocator
 
 logger = logging.getLogger(__name__)
 
@@ -20,11 +17,8 @@ def get_device(gpu: int | str | Sequence[int] | None = None) -> torch.device:
     local rank picks from the list), ``-1`` for the CPU, or ``None`` for automatic: the first GPU if
     there is one, else the CPU with a one-line notice. A GPU that cannot be used (no CUDA, or fewer
     devices) falls back to the CPU with one warning that says why, so the original's ``-gpu 0`` commands
-    run on any machine. The first call also applies the process-wide
-    allocator tuning for large CPU tensors (:func:`utils.allocator.tune_cpu_allocator`; off with
-    ``I2V_MALLOC_TUNING=0``).
+    run on any machine.
     """
-    _setup_process()
     if isinstance(gpu, str):
         gpu = [int(g) for g in gpu.replace(" ", "").split(",") if g != ""]
     if isinstance(gpu, (list, tuple)):
@@ -59,12 +53,3 @@ def _unusable_gpu(gpu: int) -> str | None:
         return f"only {torch.cuda.device_count()} CUDA device(s) exist"
     return None
 
-
-_process_ready = False
-
-
-def _setup_process() -> None:
-    global _process_ready
-    if not _process_ready:
-        _process_ready = True
-        tune_cpu_allocator()

@@ -1,6 +1,6 @@
 """The project's own error classes: what a user gave (a config, a file, data, an argument value) is unusable.
 
-Every entry point runs through :func:`cli.run`, which prints an :class:`I2VError` as one ``error: <message>``
+Every entry point runs through :func:`utils.command.run`, which prints an :class:`I2VError` as one ``error: <message>``
 line (no traceback) and exits with status 2; any other exception keeps its traceback. Subclass
 :class:`I2VError` (together with the matching built-in class, so that ``except FileNotFoundError`` and the
 like keep working) for a new kind of user-facing error.

@@ -20,7 +20,7 @@ from typing import Optional
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import cli  # noqa: E402
+from utils import command  # noqa: E402
 from data.prep_utils import add_extraction_args, extract_job, find_inputs, run_jobs  # noqa: E402
 
 SPLIT_FOLDERS = {"train": "train", "test": "eval", "val": "eval", "eval": "eval"}
@@ -42,8 +42,8 @@ def split_of(video: Path, raw_dir: Path) -> Optional[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = cli.parser(__doc__)
-    parser.add_argument("--raw_dir", required=True, type=cli.existing_folder, help="the unpacked DTDB mp4 release")
+    parser = command.parser(__doc__)
+    parser.add_argument("--raw_dir", required=True, type=command.existing_folder, help="the unpacked DTDB mp4 release")
     parser.add_argument("--processed_dir", required=True, type=Path, help="the data_path of the DTDB configs")
     parser.add_argument("--texture", required=True, nargs="+", help="e.g. fire vegetation clouds waterfall")
     parser.add_argument("--image_format", choices=("jpg", "png"), default=None,
@@ -73,4 +73,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command.run(main)

@@ -23,7 +23,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import cli  # noqa: E402
+from utils import command  # noqa: E402
 from data.frame_io import FrameReadError, write_frame, write_positions  # noqa: E402
 from data.prep_utils import find_inputs, run_jobs  # noqa: E402
 from data.tfrecord import read_examples  # noqa: E402
@@ -74,11 +74,11 @@ def _convert(args: tuple[Path, Path]) -> tuple[str, int]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = cli.parser(__doc__)
-    parser.add_argument("--data_dir", required=True, type=cli.existing_folder,
+    parser = command.parser(__doc__)
+    parser.add_argument("--data_dir", required=True, type=command.existing_folder,
                         help="folder holding softmotion30_44k/ (or the record files themselves)")
     parser.add_argument("--output_dir", required=True, type=Path, help="where <split>/traj_*/<n>/ are written")
-    parser.add_argument("--workers", type=cli.positive_int, default=1, help="record files converted in parallel")
+    parser.add_argument("--workers", type=command.positive_int, default=1, help="record files converted in parallel")
     args = parser.parse_args(argv)
     records = find_inputs(parser, args.data_dir, "*.tfrecords", "--data_dir")
     results = run_jobs(_convert, [(record, args.output_dir) for record in records], args.workers, "records")
@@ -90,4 +90,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command.run(main)

@@ -19,8 +19,8 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import cli  # noqa: E402
-from data.layouts import IMAGE_EXTENSIONS  # noqa: E402
+from utils import command  # noqa: E402
+from data.formats import IMAGE_EXTENSIONS  # noqa: E402
 
 TEMP_NAME = re.compile(r"^\.rename_tmp_(\d+)\.")
 
@@ -75,8 +75,8 @@ def find_clips(data_dir: Path) -> list[Path]:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
-    parser = cli.parser(__doc__)
-    parser.add_argument("--data_dir", required=True, type=cli.existing_folder,
+    parser = command.parser(__doc__)
+    parser.add_argument("--data_dir", required=True, type=command.existing_folder,
                         help="the landscape root (sky_train/, sky_test/)")
     parser.add_argument("--dry_run", action="store_true", help="only report which clips would be renamed")
     args = parser.parse_args(argv)
@@ -88,4 +88,4 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command.run(main)

@@ -24,17 +24,20 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from natsort import natsorted
 
-import cli
-from data import get_dataset
 from data.augment import resize_clip
+from data.dataset import get_dataset
 from data.frame_io import read_clip
+from data.images import read_images
 from metrics.diversity import vgg_diversity
 from metrics.lpips_metric import load_lpips, load_vgg16_features, lpips_per_video
+from stage1_VAE.config import STAGE1_SCHEMA
+from stage2_cINN.arguments import add_precision_argument
 from stage2_cINN.pipeline import load_model
 from utils.config import validate_config
+from utils.command import existing_folder, int_at_least, parser, run
 from utils.distributed import seed_everything
-from utils.inference import read_images
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 249
@@ -108,8 +111,6 @@ def motion_figures(videos: torch.Tensor, x0: torch.Tensor | None = None) -> dict
 
 def real_clip_figures(size: int, root: Path = REAL_CLIPS, n_frames: int = LAST + 1) -> dict:
     """:func:`motion_figures` of the first ``n_frames`` frames of every real clip under ``root`` (one sample each)."""
-    from natsort import natsorted
-
     clips = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         frames = natsorted((p for p in folder.iterdir() if p.suffix.lower() == ".jpg"), key=lambda p: p.name)
@@ -132,7 +133,7 @@ def check_goals(groups: dict[str, dict]) -> list[dict]:
 def held_out_windows(pipe, data_root: Path, stride: int = 4) -> torch.Tensor:
     """Every 17-frame window (start stride ``stride``) of the held-out clips: (N, 17, 3, S, S) in [-1, 1]."""
     cfg = validate_config({**pipe.config_stage1, "Data": {**pipe.config_stage1["Data"], "data_path": str(data_root),
-                                                          "aug": False}}, "stage1")
+                                                          "aug": False}}, STAGE1_SCHEMA)
     ds = get_dataset(cfg, "test")  # the held-out clips, eval transform (resize + normalise)
     n = ds.sequence_length
     return torch.stack([ds.transform(read_clip([video.path / f for f in video.frames[s:s + n]]))
@@ -159,15 +160,15 @@ def _files(names: Sequence[str]) -> list[Path]:
 
 @torch.no_grad()
 def main(argv: Sequence[str] | None = None) -> dict:
-    p = cli.parser(__doc__)
-    p.add_argument("--model", type=cli.existing_folder, default=REPO / "models" / "demo" / "stage2")
-    p.add_argument("--data", type=cli.existing_folder, default=REPO / "runs" / "demo" / "data")
-    p.add_argument("--n_samples", type=cli.int_at_least(2), default=8, help="videos per start frame")
-    p.add_argument("--n_lpips", type=cli.int_at_least(2), default=5,
+    p = parser(__doc__)
+    p.add_argument("--model", type=existing_folder, default=REPO / "models" / "demo" / "stage2")
+    p.add_argument("--data", type=existing_folder, default=REPO / "runs" / "demo" / "data")
+    p.add_argument("--n_samples", type=int_at_least(2), default=8, help="videos per start frame")
+    p.add_argument("--n_lpips", type=int_at_least(2), default=5,
                    help="realisations per start frame in the LPIPS diversity")
     p.add_argument("--held_out", nargs="+", default=list(HELD_OUT_STARTS), help="held-out start frames")
     p.add_argument("--unseen", nargs="+", default=list(UNSEEN_STARTS), help="start frames never seen in training")
-    cli.add_precision_argument(p)
+    add_precision_argument(p)
     p.add_argument("--out", type=Path, default=REPO / "models" / "demo" / "metrics.json")
     args = p.parse_args(argv)
     seed_everything(SEED)
@@ -207,4 +208,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    run(main)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import yaml
 
-import cli
+from utils import command
 from utils.checkpoint import atomic_save, load_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,9 +70,9 @@ def export(runs: Path, dest: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    p = cli.parser(__doc__)
+    p = command.parser(__doc__)
     p.add_argument("--out", type=Path, help="where to lay out the demo dataset")
-    p.add_argument("--export", type=cli.existing_folder, help="runs folder holding stage1/, stage2_AE/, stage2/")
+    p.add_argument("--export", type=command.existing_folder, help="runs folder holding stage1/, stage2_AE/, stage2/")
     p.add_argument("--to", type=Path, default=REPO / "models" / "demo")
     args = p.parse_args(argv)
     if args.out:
@@ -82,4 +82,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    command.run(main)

@@ -6,15 +6,14 @@ from typing import Mapping
 
 from torch import nn
 
-from .actnorm import ActNorm
-from .decoder import Generator
-from .discriminators import PatchDiscriminator, TemporalDiscriminator
-from .encoder import Encoder
-from .resnet3d import trunk_output_size
+from blocks.discriminators import PatchDiscriminator
+from stage1_VAE.modules.decoder import Generator
+from stage1_VAE.modules.discriminators import TemporalDiscriminator
+from stage1_VAE.modules.encoder import Encoder
+from stage1_VAE.modules.resnet3d import trunk_output_size
 from utils.config import ConfigError
 
 __all__ = [
-    "ActNorm",
     "Encoder",
     "Generator",
     "PatchDiscriminator",

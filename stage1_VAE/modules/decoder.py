@@ -10,7 +10,7 @@ Work the reference does that the numbers do not need (all equal to float32 round
 
 * temporal nearest upsampling is never materialised: a block gets its input at the lower frame rate
   (``t_rep``); GroupNorm statistics, the SPADE modulation, the LReLU and the 1x1 shortcut are the same per
-  repeated frame, and ``conv_0`` uses :func:`~stage1_VAE.modules.perf.repeated_time_conv3d` (1.5x fewer
+  repeated frame, and ``conv_0`` uses :func:`~stage1_VAE.modules.time_conv.repeated_time_conv3d` (1.5x fewer
   FLOPs); the shortcut is added to the upsampled residual by broadcasting;
 * a one-frame input (``head_0``) only meets the centre temporal tap of a 3x3x3 kernel;
 * AdaIN's instance norm and its per-sample affine map are one ``batch_norm`` call over ``(1, B*C, ...)``,
@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from blocks.spectral_norm import maybe_sn
 from utils.config import ConfigError
 
-from .perf import TimeRepeatConv3d
-from .resnet3d import maybe_sn
+from .time_conv import TimeRepeatConv3d
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class Generator(nn.Module):
         us, ut = [int(s) for s in upsample_s], [int(t) for t in upsample_t]
         # (t, s) scale applied before each block
         self.block_scales = [(1, 1), (2, 2), (2, 2), (2, 2), (ut[0], us[0]), (ut[1], us[1])]
-        self.memory_format = torch.contiguous_format  # see stage1_VAE.modules.perf.set_channels_last
+        self.memory_format = torch.contiguous_format  # see utils.memory_format.set_channels_last
         self.block_sizes = []  # (T, H) at each block
         t, s = 1, 4
         for st, ss in self.block_scales:

@@ -1,4 +1,5 @@
-"""Stage-1 discriminators: temporal 3D-ResNet (SPEC 1.3) and PatchGAN spatial discriminator (SPEC 1.4)."""
+"""The stage-1 temporal discriminator: a 3D ResNet over clips (the original's stage1_VAE/modules/resnet3D.py,
+``Discriminator``); the spatial one is the shared :class:`blocks.discriminators.PatchDiscriminator`."""
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
-from .actnorm import ActNorm
-from .resnet3d import ResNet3dTrunk, init_conv3d_weights, maybe_sn
+from .resnet3d import ResNet3dTrunk, init_conv3d_weights
 
 logger = logging.getLogger(__name__)
 
@@ -61,56 +61,3 @@ class TemporalDiscriminator(ResNet3dTrunk):
             )
         logit = self.fc(self.avgpool(h).flatten(1))  # (B, 1)
         return logit, fmaps
-
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN frame discriminator (kernel 4) with ActNorm or BatchNorm, optional spectral norm."""
-
-    def __init__(
-        self,
-        in_channels: int = 3,
-        ndf: int = 64,
-        n_layers: int = 3,
-        use_actnorm: bool = True,
-        spectral_norm: bool = True,
-    ) -> None:
-        super().__init__()
-        norm_layer = ActNorm if use_actnorm else nn.BatchNorm2d
-        use_bias = use_actnorm  # BatchNorm has its own shift, so the normed convs drop their bias
-
-        def conv(c_in: int, c_out: int, stride: int, bias: bool = True) -> nn.Module:
-            layer = nn.Conv2d(c_in, c_out, kernel_size=4, stride=stride, padding=1, bias=bias)
-            nn.init.normal_(layer.weight, 0.0, 0.02)
-            return maybe_sn(layer, spectral_norm)
-
-        def norm(c: int) -> nn.Module:
-            layer = norm_layer(c)
-            if isinstance(layer, nn.BatchNorm2d):
-                nn.init.normal_(layer.weight, 1.0, 0.02)
-                nn.init.zeros_(layer.bias)
-            return layer
-
-        seq: list[nn.Module] = [conv(in_channels, ndf, 2), nn.LeakyReLU(0.2, True)]
-        mult = 1
-        for n in range(1, n_layers):
-            prev, mult = mult, min(2**n, 8)
-            seq += [conv(ndf * prev, ndf * mult, 2, use_bias), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
-        prev, mult = mult, min(2**n_layers, 8)
-        seq += [conv(ndf * prev, ndf * mult, 1, use_bias), norm(ndf * mult), nn.LeakyReLU(0.2, True)]
-        seq += [conv(ndf * mult, 1, 1)]
-        self.main = nn.Sequential(*seq)
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "PatchDiscriminator":
-        """Build from a ``Discriminator_Patch`` config section."""
-        return cls(
-            in_channels=int(cfg.get("in_channels", 3)),
-            ndf=int(cfg.get("ndf", 64)),
-            n_layers=int(cfg.get("n_layers", 3)),
-            use_actnorm=bool(cfg.get("use_actnorm", True)),
-            spectral_norm=bool(cfg.get("spectral_norm", True)),
-        )
-
-    def forward(self, frames: Tensor) -> Tensor:
-        """``frames`` (N, 3, H, W) -> patch logits (N, 1, H', W')."""
-        return self.main(frames)  # (N, 1, H', W')

@@ -1,19 +1,22 @@
-"""Stage-1 objective (SPEC 1.5): reconstruction + LPIPS + KL for the VAE, hinge GAN losses for D_t and D_s.
+"""The stage-1 objective (the original's stage1_VAE/modules/loss.py, ``Backward``): reconstruction + LPIPS + KL
+for the VAE, hinge GAN losses for the temporal (D_t) and patch (D_s) discriminators.
 
-:class:`Stage1Loss` owns the two discriminators and the perceptual network, not the optimisers. One
-iteration of a training loop::
+:class:`Stage1Loss` owns the two discriminators and the perceptual network, not the optimisers; it has the
+interface of :class:`blocks.gan.AdversarialLoss`. One iteration of a training loop::
 
     idx = loss_module.sample_indices(B, T, device)       # temporal window + 20 patch frames, shared
-    d_loss, d_log = loss_module.disc_step(x, x_hat, epoch, idx)   # None before Training.pretrain
-    g_loss, g_log = loss_module.gen_loss(x, x_hat, mu, logvar, epoch, idx)
+    d_loss, d_log = loss_module.discriminator_loss(x, x_hat, epoch, idx)
+    if loss_module.gan_active(epoch): ...                # update D_t and D_s (from Training.pretrain on)
+    g_loss, g_log = loss_module.generator_loss(x, x_hat, mu, logvar, epoch, idx)
 
-``disc_step`` detaches ``x_hat``; ``gen_loss`` runs the discriminators with their parameters frozen, so its
-backward leaves no gradient on them (except under DDP, see :func:`frozen`). The discriminators run in the
-original's order, in every epoch: ``disc_step`` feeds each of them the fake input, then the real one, and
-``gen_loss`` the fake (and, for D_t's feature targets, the real) input. Before ``Training.pretrain`` these
-forwards still run, without gradients and without an update, as in the original: their spectral-norm
-vectors advance with each training-mode forward, and the patch discriminator's ActNorm initialises itself
-on the fake frames of the first batch. Log values are detached 0-d tensors (no device sync).
+``discriminator_loss`` detaches ``x_hat``; ``generator_loss`` runs the discriminators with their parameters
+frozen, so its backward leaves no gradient on them (except under DDP, see :func:`frozen`). The
+discriminators run in the original's order, in every epoch: ``discriminator_loss`` feeds each of them the
+fake input, then the real one, and ``generator_loss`` the fake (and, for D_t's feature targets, the real)
+input. Before ``Training.pretrain`` these forwards still run and every term is logged, as in the original,
+but nothing adversarial is optimised: their spectral-norm vectors advance with each training-mode forward,
+and the patch discriminator's ActNorm initialises itself on the fake frames of the first batch. Log values
+are detached 0-d tensors (no device sync).
 """
 from __future__ import annotations
 
@@ -24,10 +27,10 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import temporal_crop_length
+from blocks.gan import AdversarialLoss, hinge_d_loss
+from stage1_VAE.modules import temporal_crop_length
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +38,15 @@ N_PATCH_FRAMES = 20
 
 
 # ----------------------------------------------------------------------------------------------- pure terms
-def hinge_d_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
-    """``0.5 * (mean relu(1 - D(real)) + mean relu(1 + D(fake)))``."""
-    return 0.5 * (F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-
-
 def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over latent dims and averaged over the batch."""
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).flatten(1).sum(dim=1).mean()
 
 
-def r1_penalty(logits: Tensor, inputs: Tensor) -> Tensor:
+def r1_penalty(logits: Tensor, inputs: Tensor, create_graph: bool = True) -> Tensor:
     """R1: gradient of ``mean(logits)`` w.r.t. ``inputs`` (which must require grad), squared, summed per
-    sample, averaged over the batch; differentiable w.r.t. the discriminator's parameters."""
-    (grad,) = torch.autograd.grad(logits.mean(), inputs, create_graph=True)  # like inputs
+    sample, averaged over the batch; differentiable w.r.t. the discriminator's parameters (``create_graph``)."""
+    (grad,) = torch.autograd.grad(logits.mean(), inputs, create_graph=create_graph)  # like inputs
     return grad.pow(2).flatten(1).sum(dim=1).mean()
 
 
@@ -57,45 +55,6 @@ def feature_matching(fmaps_fake: Sequence[Tensor], fmaps_real: Sequence[Tensor])
     if len(fmaps_fake) != len(fmaps_real) or not fmaps_fake:
         raise ValueError(f"feature matching needs equally many maps, got {len(fmaps_fake)} and {len(fmaps_real)}")
     return torch.stack([(f - r).abs().mean() for f, r in zip(fmaps_fake, fmaps_real)]).mean()
-
-
-# --------------------------------------------------------------------------------------------------- LPIPS
-class PinnedDropout(nn.Dropout):
-    """``nn.Dropout`` whose train/eval mode is fixed when it is built: ``.train()``/``.eval()`` of a parent
-    module leave it alone (the training losses' LPIPS keeps the original's active dropout everywhere)."""
-
-    def __init__(self, p: float, active: bool) -> None:
-        super().__init__(p)
-        self.training = bool(active)
-
-    def train(self, mode: bool = True) -> "PinnedDropout":
-        return self
-
-
-def make_lpips(vgg_weights: str | None = None, allow_random_backbone: bool = False,
-               dropout: bool = False) -> nn.Module:
-    """``lpips.LPIPS(net='vgg')`` (v0.1 linear heads shipped with the package) without network access.
-
-    The VGG16 ImageNet backbone (``vgg16-397923af.pth``) is read from ``vgg_weights`` or, when that is None,
-    the torch hub cache (``torch.hub.get_dir()/checkpoints``). A missing file raises ``FileNotFoundError``
-    naming it and where to get it, unless ``allow_random_backbone`` (tests/demos only): then the backbone
-    stays random and a warning is logged. The result maps frames ``(N, 3, H, W)`` in [-1, 1] to distances
-    ``(N, 1, 1, 1)``, is in eval mode and has no trainable parameters. One implementation serves training
-    and evaluation: this delegates to :func:`metrics.lpips_metric.load_lpips`.
-
-    ``dropout=True`` (``Training.lpips_dropout``, the default of stage 1 and the AE) keeps the dropout
-    (p = 0.5) before each linear head active whatever the module's mode, as in the original's losses,
-    which never switch their LPIPS to eval mode (so it is random in training and validation alike).
-    """
-    from metrics.lpips_metric import load_lpips  # local import: lpips/torchvision are only needed here
-
-    model = load_lpips("cpu", vgg_weights, allow_random_backbone)
-    for head in model.lins:
-        layers = head.model
-        for i, layer in enumerate(layers):
-            if isinstance(layer, nn.Dropout):
-                layers[i] = PinnedDropout(layer.p, dropout)
-    return model
 
 
 # -------------------------------------------------------------------------------------------- the module
@@ -130,7 +89,7 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-class Stage1Loss(nn.Module):
+class Stage1Loss(AdversarialLoss):
     """Stage-1 VAE-GAN losses; owns D_t, D_s and the perceptual metric (the training loop owns optimisers)."""
 
     def __init__(
@@ -143,19 +102,14 @@ class Stage1Loss(nn.Module):
     ) -> None:
         """``training``: the stage-1 config's ``Training`` section (w_recon, w_percep, w_kl, w_coup_t,
         w_fmap_t, w_GP, subsample_length, pretrain); ``w_coup_s`` is unused, as in the original."""
-        super().__init__()
+        super().__init__(int(training.get("pretrain", 0)))
         self.disc_t = disc_t
         self.disc_s = disc_s
         self.perceptual = perceptual
         self.w_recon, self.w_percep, self.w_kl = (float(training[k]) for k in ("w_recon", "w_percep", "w_kl"))
         self.w_coup_t, self.w_fmap_t, self.w_GP = (float(training[k]) for k in ("w_coup_t", "w_fmap_t", "w_GP"))
         self.subsample_length = int(training.get("subsample_length", 12))
-        self.pretrain = int(training.get("pretrain", 0))
         self.n_patch_frames = int(n_patch_frames)
-
-    def gan_active(self, epoch: int) -> bool:
-        """Whether the adversarial terms (and discriminator updates) are on in ``epoch``."""
-        return epoch >= self.pretrain
 
     def sample_indices(self, batch: int, n_frames: int, device: torch.device | str) -> Stage1Indices:
         """Draw the temporal window and the patch frames of one iteration from numpy's global generator, as
@@ -178,32 +132,29 @@ class Stage1Loss(nn.Module):
     def _indices(self, video: Tensor, idx: Stage1Indices | None) -> Stage1Indices:
         return idx if idx is not None else self.sample_indices(video.shape[0], video.shape[1], video.device)
 
-    def disc_step(
+    def discriminator_loss(
         self, real: Tensor, fake: Tensor, epoch: int, indices: Stage1Indices | None = None
-    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """Loss of D_t (hinge + w_GP * R1) plus D_s (hinge) on real / detached fake videos (B, T, 3, H, W).
 
         Each discriminator sees the fake input first, then the real one (the original's order). Before
-        ``pretrain`` the four forwards run without gradients and ``(None, {})`` is returned (no update).
-        """
+        ``pretrain`` the same forwards and terms are computed and logged, as the original does, but the R1
+        gradient carries no graph (the trainer does not update the discriminators then)."""
         idx = self._indices(real, indices)
         fake = fake.detach()
-        if not self.gan_active(epoch):
-            with torch.no_grad():  # as the original: forwards (spectral norm, ActNorm init) but no update
-                self.disc_t(self.temporal_crop(fake, idx))
-                self.disc_t(self.temporal_crop(real, idx))
-                self.disc_s(self.select_frames(fake, idx))
-                self.disc_s(self.select_frames(real, idx))
-            return None, {}
+        active = self.gan_active(epoch)
         real_crop = self.temporal_crop(real, idx).detach().requires_grad_(self.w_GP > 0)  # (B, L, 3, H, W)
-        logit_fake, _ = self.disc_t(self.temporal_crop(fake, idx))  # (B, 1)
-        logit_real, _ = self.disc_t(real_crop)  # (B, 1)
-        loss_t = hinge_d_loss(logit_real, logit_fake)
-        r1 = r1_penalty(logit_real, real_crop) if self.w_GP > 0 else torch.zeros((), device=real.device)
-        patch_fake = self.disc_s(self.select_frames(fake, idx))  # (N, 1, h, w)
-        patch_real = self.disc_s(self.select_frames(real, idx))  # (N, 1, h, w)
-        loss_s = hinge_d_loss(patch_real, patch_fake)
-        total = loss_t + self.w_GP * r1 + loss_s
+        with torch.set_grad_enabled(active or self.w_GP > 0):
+            logit_fake, _ = self.disc_t(self.temporal_crop(fake, idx))  # (B, 1)
+            logit_real, _ = self.disc_t(real_crop)  # (B, 1)
+            loss_t = hinge_d_loss(logit_real, logit_fake)
+            r1 = (r1_penalty(logit_real, real_crop, create_graph=active) if self.w_GP > 0
+                  else torch.zeros((), device=real.device))
+        with torch.set_grad_enabled(active):
+            patch_fake = self.disc_s(self.select_frames(fake, idx))  # (N, 1, h, w)
+            patch_real = self.disc_s(self.select_frames(real, idx))  # (N, 1, h, w)
+            loss_s = hinge_d_loss(patch_real, patch_fake)
+            total = loss_t + self.w_GP * r1 + loss_s
         log = {
             "disc_t/loss": loss_t,
             "disc_t/r1": r1,
@@ -216,7 +167,7 @@ class Stage1Loss(nn.Module):
         }
         return total, {k: v.detach() for k, v in log.items()}
 
-    def gen_loss(
+    def generator_loss(
         self,
         x: Tensor,
         x_hat: Tensor,
@@ -227,8 +178,8 @@ class Stage1Loss(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Encoder/generator loss for real ``x`` and reconstruction ``x_hat`` (B, T, 3, H, W), latents (B, z).
 
-        Before ``pretrain`` the loss has no adversarial terms, but the discriminators still see the fake
-        (and real) inputs without gradients, as in the original."""
+        Before ``pretrain`` the adversarial terms are computed (without gradients) and logged, as in the
+        original, but not added to the loss."""
         recon = (x_hat - x).abs().mean()
         if self.w_percep:
             percep = self.perceptual(x.flatten(0, 1), x_hat.flatten(0, 1)).mean()  # frames (B*T, 3, H, W)
@@ -236,22 +187,17 @@ class Stage1Loss(nn.Module):
             percep = torch.zeros((), device=x.device)
         kl = kl_divergence(mu, logvar)
         loss = self.w_recon * recon + self.w_percep * percep + self.w_kl * kl
-        log = {"gen/recon_l1": recon, "gen/lpips": percep, "gen/kl": kl}
         idx = self._indices(x, indices)
-        if not self.gan_active(epoch):
-            with torch.no_grad():  # outputs unused; the original's forwards advance spectral norm
-                self.disc_t(self.temporal_crop(x_hat, idx))
-                self.disc_t(self.temporal_crop(x, idx))
-                self.disc_s(self.select_frames(x_hat, idx))
-        else:
-            with frozen(self.disc_t, self.disc_s):
-                logit_fake, fmaps_fake = self.disc_t(self.temporal_crop(x_hat, idx))  # (B, 1), 4 maps
-                with torch.no_grad():
-                    _, fmaps_real = self.disc_t(self.temporal_crop(x, idx))  # 4 maps (targets)
-                gan_t = -logit_fake.mean()
-                fmap = feature_matching(fmaps_fake, fmaps_real)
-                gan_s = -self.disc_s(self.select_frames(x_hat, idx)).mean()
+        active = self.gan_active(epoch)
+        with frozen(self.disc_t, self.disc_s), torch.set_grad_enabled(active and torch.is_grad_enabled()):
+            logit_fake, fmaps_fake = self.disc_t(self.temporal_crop(x_hat, idx))  # (B, 1), 4 maps
+            with torch.no_grad():
+                _, fmaps_real = self.disc_t(self.temporal_crop(x, idx))  # 4 maps (targets)
+            gan_t = -logit_fake.mean()
+            fmap = feature_matching(fmaps_fake, fmaps_real)
+            gan_s = -self.disc_s(self.select_frames(x_hat, idx)).mean()
+        if active:
             loss = loss + gan_s + self.w_coup_t * gan_t + self.w_fmap_t * fmap
-            log.update({"gen/gan_s": gan_s, "gen/gan_t": gan_t, "gen/fmap_t": fmap})
-        log["gen/total"] = loss
+        log = {"gen/recon_l1": recon, "gen/lpips": percep, "gen/kl": kl, "gen/gan_s": gan_s, "gen/gan_t": gan_t,
+               "gen/fmap_t": fmap, "gen/total": loss}
         return loss, {k: v.detach() for k, v in log.items()}

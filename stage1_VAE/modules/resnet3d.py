@@ -12,8 +12,8 @@ from typing import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils import spectral_norm as _spectral_norm
 
+from blocks.spectral_norm import maybe_sn
 from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -25,11 +25,6 @@ BLOCKS_PER_STAGE = {
     "resnet50": ("bottleneck", (3, 4, 6, 3)),
     "resnet101": ("bottleneck", (3, 4, 23, 3)),
 }
-
-
-def maybe_sn(module: nn.Module, enabled: bool) -> nn.Module:
-    """Wrap ``module`` with ``torch.nn.utils.spectral_norm`` (keys weight_orig/u/v) when ``enabled``."""
-    return _spectral_norm(module) if enabled else module
 
 
 def conv3x3x3(in_planes: int, out_planes: int, stride: tuple[int, int, int] = (1, 1, 1)) -> nn.Conv3d:

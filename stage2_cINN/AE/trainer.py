@@ -7,20 +7,25 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from stage1_VAE.modules.losses import make_lpips
+from blocks.fingerprint import AE_DECODER, AE_ENCODER, PATCH_DISC, expected_values
+from blocks.lpips import make_lpips
+from stage2_cINN.AE.config import CONFIG_FILE
 from stage2_cINN.AE.modules import AELoss, build_ae
-from utils.amp import autocast, make_scaler
+from training.checkpoints import (
+    bookkeeping, current_rng, load_checkpoint_set, restore_states, restore_training_state, resume_counters,
+    save_checkpoint_set, save_weights,
+)
+from training.finite import FiniteMonitor
+from training.loop import (
+    MeanTracker, average_gradients, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params,
+    wrap_model,
+)
+from training.run import RunContext
 from utils.checkpoint import unwrap
 from utils.distributed import barrier, reduce_mean
 from utils.errors import CheckpointError
-from utils.fingerprint import AE_DECODER, AE_ENCODER, PATCH_DISC, expected_values
-from utils.run import RunContext
-from utils.trainer import (
-    FiniteMonitor, MeanTracker, average_gradients, bookkeeping, build_loaders, current_rng, epoch_iter, finish_epoch,
-    load_checkpoint_set, n_steps, restore_states, restore_training_state, resume_counters, save_checkpoint_set,
-    save_weights, sync_initialised_params, wrap_model,
-)
-from utils.video import grid, save_gif
+from utils.media import grid, save_gif
+from utils.precision import autocast, make_scaler
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,8 @@ logger = logging.getLogger(__name__)
 class AETrainer:
     """Trains encoder + BigGAN decoder (+ patch discriminator from epoch ``pretrain``) on single frames and
     saves ``Encoder_stage2.pth`` whenever the validation reconstruction loss improves."""
+
+    CONFIG_FILE = CONFIG_FILE  # the name of its merged config in the run folder (the released layout's)
 
     def __init__(self, ctx: RunContext):
         self.ctx, cfg = ctx, ctx.config
@@ -71,7 +78,7 @@ class AETrainer:
         with autocast(self.device, self.tr["amp"]):
             posterior = self.encoder(x)
             x_hat = self.decoder(posterior.mode())  # (B, 3, H, W): the mode, as the original decodes
-            loss, logs = self.loss(x, x_hat, posterior, 0, epoch, last_layer=self.last_layer)
+            loss, logs = self.loss.generator_loss(x, x_hat, posterior, epoch, last_layer=self.last_layer)
         self.opt_ae.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.tr["grad_clip"]:
@@ -79,9 +86,9 @@ class AETrainer:
             torch.nn.utils.clip_grad_norm_(list(self.encoder.parameters()) + list(self.decoder.parameters()),
                                            self.tr["grad_clip"])
         self.scaler.step(self.opt_ae)
-        training = epoch >= self.tr["pretrain"]
+        training = self.loss.gan_active(epoch)
         with autocast(self.device, self.tr["amp"]), torch.set_grad_enabled(training):
-            d_loss, d_logs = self.loss(x, x_hat.detach(), posterior, 1, epoch)
+            d_loss, d_logs = self.loss.discriminator_loss(x, x_hat.detach(), epoch)
         if training and reduce_mean({"d": d_loss}, self.ctx.dist)["d"] > 0:
             self.opt_d.zero_grad(set_to_none=True)
             self.scaler.scale(d_loss).backward()
@@ -127,8 +134,8 @@ class AETrainer:
             x = self._frames(batch)
             posterior = self.encoder(x)
             x_hat = self.decoder(posterior.mode()).to(x.dtype)  # fp32 under autocast
-            _, logs = self.loss(x, x_hat, posterior, 0, epoch, split="val")
-            self.loss(x, x_hat, posterior, 1, epoch, split="val")
+            _, logs = self.loss.generator_loss(x, x_hat, posterior, epoch, split="val")
+            self.loss.discriminator_loss(x, x_hat, epoch, split="val")
             tracker.add({"rec_loss": logs["val/rec_loss"], "L1": (x - x_hat).abs().mean()})
             shown = shown if shown is not None else torch.stack([x[:8].cpu(), x_hat[:8].cpu()])
         if shown is not None and self.tr["save_media"] and self.ctx.dist.is_main:

@@ -22,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from stage1_VAE.modules.actnorm import DataDependentInit
+from blocks.actnorm import DataDependentInit
 
 LEAKY_RELU_SLOPE = 0.9
 
@@ -39,7 +39,7 @@ def _check_vectors(x: Tensor, name: str) -> None:
         raise ValueError(f"{name} expects latent vectors of shape (B, C), got {tuple(x.shape)}")
 
 
-class ActNorm(InvertibleModule, DataDependentInit):
+class InvertibleActNorm(InvertibleModule, DataDependentInit):
     """Per-channel affine ``y = scale * (x + loc)`` with data-dependent init on the first training forward."""
 
     def __init__(self, num_features: int) -> None:
@@ -64,7 +64,7 @@ class ActNorm(InvertibleModule, DataDependentInit):
         return ld.expand(x.shape[0])  # (B,)
 
     def forward(self, x: Tensor, cond: Optional[Tensor] = None, reverse: bool = False) -> tuple[Tensor, Tensor]:
-        _check_vectors(x, "ActNorm")
+        _check_vectors(x, "InvertibleActNorm")
         loc = self.loc.view(1, -1)  # (1, C)
         scale = self.scale.view(1, -1)  # (1, C)
         if reverse:

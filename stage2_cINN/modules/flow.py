@@ -12,7 +12,7 @@ from typing import Any, Mapping, Optional
 
 from torch import Tensor, nn
 
-from .blocks import ActNorm, ConditionalDoubleVectorCoupling, InvertibleModule, InvLeakyReLU, Shuffle
+from .blocks import ConditionalDoubleVectorCoupling, InvertibleActNorm, InvertibleModule, InvLeakyReLU, Shuffle
 from .control import CONTROL_DIM
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ class ConditionalFlowBlock(InvertibleModule):
     def __init__(self, in_channels: int, cond_channels: int, hidden_dim: int, hidden_depth: int,
                  cond_only: bool = False) -> None:
         super().__init__()
-        self.norm_layer = ActNorm(in_channels)
+        self.norm_layer = InvertibleActNorm(in_channels)
         self.activation = InvLeakyReLU()
         self.coupling = ConditionalDoubleVectorCoupling(in_channels, cond_channels, hidden_dim, hidden_depth,
                                                         cond_only=cond_only)

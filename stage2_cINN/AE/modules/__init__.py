@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from stage1_VAE.modules.discriminators import PatchDiscriminator
+from blocks.discriminators import PatchDiscriminator
 from stage2_cINN.AE.modules.biggan import BigGANDecoder
 from stage2_cINN.AE.modules.encoder import DiagonalGaussian, ResnetEncoder
 from stage2_cINN.AE.modules.losses import AELoss

@@ -14,7 +14,7 @@ import torch
 import torchvision
 from torch import nn
 
-from stage1_VAE.modules.actnorm import ActNorm
+from blocks.actnorm import ActNorm2d
 from utils.config import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 10.0
 NORM_LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "in": nn.InstanceNorm2d,  # affine=False, no running stats: no state-dict entries (as the manifest)
     "bn": nn.BatchNorm2d,
-    "an": ActNorm,
+    "an": ActNorm2d,
 }
 ENCODER_TYPES = ("resnet18", "resnet34", "resnet50", "resnet101")
 

@@ -1,4 +1,5 @@
-"""What a state dict looks like: which of the project's networks, with which config sizes.
+"""What a state dict looks like: which of the project's networks, with which config sizes, and loading one
+into a network with that check.
 
 Used to explain a checkpoint that does not fit the model it is loaded into: "it looks like a stage-1
 encoder" or "Decoder.z_dim 32 in the file, 16 in config_stage1.yaml", instead of a page of key names.
@@ -8,6 +9,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+import torch
+
+from utils.checkpoint import unwrap
+from utils.errors import CheckpointError, CheckpointMismatchError
 
 STAGE1_DECODER = "stage-1 decoder"
 STAGE1_ENCODER = "stage-1 encoder"
@@ -134,3 +140,16 @@ def mismatch_report(model_sd: Mapping, file_sd: Mapping, kind: str, expected: Ma
     elif found == kind:
         parts.append(f"it looks like a {kind} of another configuration than {config_name}")
     return "; ".join(parts)
+
+
+def load_state_checked(module: torch.nn.Module, state_dict: Mapping, file: str | Path, kind: str,
+                       expected: Mapping[str, Any] | None = None, config_name: str = "the config") -> None:
+    """``module.load_state_dict(state_dict)`` (strict) after checking that the file fits: a
+    :class:`CheckpointMismatchError` names the file, what it looks like, the missing / unexpected /
+    mis-shaped keys and the config values that disagree (``expected``: config key -> value)."""
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"{file}: its 'state_dict' is a {type(state_dict).__name__}, not a mapping of tensors")
+    report = mismatch_report(unwrap(module).state_dict(), state_dict, kind, expected or {}, config_name)
+    if report:
+        raise CheckpointMismatchError(f"{file} does not fit the {kind}: {report}")
+    unwrap(module).load_state_dict(state_dict)

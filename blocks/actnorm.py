@@ -1,8 +1,10 @@
-"""Activation normalisation for image feature maps (Glow / taming-transformers style).
+"""Activation normalisation (Glow / taming-transformers style) and the data-dependent initialisation it shares with
+the cINN's ActNorm (:class:`stage2_cINN.modules.blocks.InvertibleActNorm`).
 
 ``y = scale * (x + loc)`` per channel. ``loc`` and ``scale`` are initialised from the first batch seen in
 training mode (``loc = -mean``, ``scale = 1 / (std + 1e-6)``, unbiased std over batch and space), after which
-the ``initialized`` buffer (uint8 scalar) is 1. Used by the patch discriminator (SPEC 1.4) and the stage-2 AE.
+the ``initialized`` buffer (uint8 scalar) is 1. :class:`ActNorm2d` normalises image feature maps in the patch
+discriminator and in the conditioning AE's encoder (``AE.norm: an``), as the original's ``ActNorm``.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ class DataDependentInit(nn.Module):
         self._known_initialized = True
 
 
-class ActNorm(DataDependentInit):
+class ActNorm2d(DataDependentInit):
     """Per-channel affine normalisation with data-dependent initialisation on the first training batch."""
 
     def __init__(self, num_features: int, logdet: bool = False, affine: bool = True) -> None:

@@ -1,29 +1,19 @@
-"""Performance helpers that leave the numbers unchanged (to float32 rounding).
+"""Convolutions of the stage-1 generator that skip work without changing the numbers (to float32 rounding).
 
 * :func:`repeated_time_conv3d`: a 3D convolution (temporal kernel 3, padding 1, stride 1) of an input that
   is nearest-upsampled in time, computed on the input *before* upsampling. Each output phase only sees two
   distinct input frames, so the temporal taps can be summed first: 4 instead of 6 frame-products per pair of
   output frames (1.5x fewer FLOPs, forward and backward), and the upsampled tensor is never materialised.
 * :func:`single_frame_conv3d`: a 3D convolution of a one-frame input only sees the centre temporal tap.
-* :func:`freeze_spectral_norm`: computes the eval-mode spectral-norm weights once for frozen networks
-  (instead of ``weight_orig / sigma`` in every forward).
-* :func:`set_channels_last`: channels-last-3D memory format for Conv3d weights and activations (a CUDA
-  option; on the CPU it is only tested for correctness).
-* :func:`maybe_compile`: ``torch.compile`` behind a flag.
+* :class:`TimeRepeatConv3d`: ``nn.Conv3d`` (same state-dict keys) that takes these fast paths.
 """
 from __future__ import annotations
 
-import contextlib
-import logging
 import weakref
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.spectral_norm import SpectralNorm
-
-logger = logging.getLogger(__name__)
 
 
 def _spatial_padding(padding: tuple[int, ...]) -> tuple[int, int]:
@@ -123,59 +113,3 @@ class TimeRepeatConv3d(nn.Conv3d):
         if x.shape[2] == 1:
             return single_frame_conv3d(x, self.weight, self.bias, self.padding)
         return super().forward(x)
-
-
-# ------------------------------------------------------------------------------------ spectral norm cache
-def _spectral_hooks(module: nn.Module) -> Iterator[tuple[nn.Module, int, SpectralNorm]]:
-    for m in module.modules():
-        for key, hook in list(m._forward_pre_hooks.items()):
-            if isinstance(hook, SpectralNorm):
-                yield m, key, hook
-
-
-@contextlib.contextmanager
-def freeze_spectral_norm(module: nn.Module) -> Iterator[nn.Module]:
-    """Within the block, every ``torch.nn.utils.spectral_norm`` weight of the (eval-mode, frozen)
-    ``module`` is computed once (as the eval-mode hook computes it: no power iteration) and the hooks are
-    suspended; they are restored on exit. Parameters and state dict are untouched. Raises for a module in
-    training mode, where the hook's power iteration must run every forward."""
-    if module.training:
-        raise RuntimeError("freeze_spectral_norm is for eval-mode (frozen) networks; call .eval() first")
-    suspended = []
-    try:
-        with torch.no_grad():
-            for m, key, hook in _spectral_hooks(module):
-                setattr(m, hook.name, hook.compute_weight(m, do_power_iteration=False))
-                suspended.append((m, key, hook))
-                del m._forward_pre_hooks[key]
-        yield module
-    finally:
-        for m, key, hook in suspended:
-            m._forward_pre_hooks[key] = hook
-
-
-# --------------------------------------------------------------------------------------- memory format
-def set_channels_last(module: nn.Module, enabled: bool = True) -> nn.Module:
-    """Put 5D parameters of ``module`` (Conv3d weights, incl. spectral-norm ``weight_orig``) in the
-    channels-last-3D format and tell the stage-1 networks to convert their activations (a CUDA/cuDNN
-    option; numerically the same convolution). ``enabled=False`` goes back to contiguous tensors."""
-    fmt = torch.channels_last_3d if enabled else torch.contiguous_format
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.dim() == 5:
-                p.data = p.data.contiguous(memory_format=fmt)
-    for m in module.modules():
-        if hasattr(m, "memory_format"):
-            m.memory_format = fmt
-    return module
-
-
-def maybe_compile(model: nn.Module, enabled: bool, **kwargs) -> nn.Module:
-    """``torch.compile(model, **kwargs)`` when ``enabled`` (and the platform supports it), else ``model``."""
-    if not enabled:
-        return model
-    try:
-        return torch.compile(model, **kwargs)  # type: ignore[return-value]
-    except Exception as exc:  # noqa: BLE001 - no compiler backend on this platform: run eagerly
-        logger.warning("torch.compile unavailable (%s): running eagerly", exc)
-        return model

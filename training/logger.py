@@ -1,34 +1,17 @@
-"""Run logging: console/file logging on rank 0, a CSV per epoch, and wandb (online/offline/disabled)."""
+"""The logs of a training run: ``metrics.csv`` (one row per epoch) and wandb (online/offline/disabled), rank 0 only."""
 from __future__ import annotations
 
 import csv
 import io
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from utils.atomic import atomic_write_text
+from utils.config import strip_private
+
 logger = logging.getLogger(__name__)
-
-
-def setup_logging(run_dir: str | Path | None = None, rank: int = 0, level: int = logging.INFO) -> None:
-    """Log to stderr (rank 0 only; other ranks log warnings) and to ``run_dir/log.txt``."""
-    root = logging.getLogger()
-    root.setLevel(level if rank == 0 else logging.WARNING)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-    if not any(getattr(h, "_i2v", False) for h in root.handlers):
-        h = logging.StreamHandler(sys.stderr)
-        h.setFormatter(fmt)
-        h._i2v = True
-        root.addHandler(h)
-    if run_dir is not None and rank == 0:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        path = str(Path(run_dir) / "log.txt")
-        if not any(getattr(h, "baseFilename", None) == os.path.abspath(path) for h in root.handlers):
-            fh = logging.FileHandler(path)
-            fh.setFormatter(fmt)
-            root.addHandler(fh)
 
 
 class CSVLogger:
@@ -44,8 +27,6 @@ class CSVLogger:
             return list(csv.DictReader(f))
 
     def _write(self, rows: list[Mapping[str, Any]]) -> None:
-        from utils.checkpoint import atomic_write_text
-
         fields: list[str] = []
         for r in rows:
             fields += [k for k in r if k not in fields]
@@ -109,9 +90,7 @@ class RunLogger:
         mode = resolve_wandb_mode(log_cfg.get("mode"))
         if mode != "disabled":
             try:
-                import wandb
-
-                from utils.config import strip_private
+                import wandb  # optional at run time: its absence or failure leaves the CSV
 
                 self.wandb = wandb.init(
                     project=log_cfg.get("project") or "image2video", entity=log_cfg.get("entity"),

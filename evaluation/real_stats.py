@@ -10,7 +10,6 @@ difference.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import zipfile
@@ -19,7 +18,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from utils.checkpoint import atomic_write_with
+from evaluation.backbones import CALLER_WEIGHTS, Backbones
+from metrics.frechet import RealStats
+from metrics.scoring import METRIC_BACKBONES
+from utils.atomic import atomic_write_with
 from utils.errors import I2VError
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,6 @@ FORMAT = 1
 
 class RealStatsError(I2VError, ValueError):
     """A real-statistics file is missing, unreadable or does not match the current evaluation."""
-
-
-@dataclasses.dataclass
-class RealStats:
-    """Mean (D,), covariance (D, D) and number of the real features of one metric."""
-
-    mu: np.ndarray
-    sigma: np.ndarray
-    count: int
 
 
 def save_real_stats(path: str | Path, stats: Mapping[str, RealStats], identity: Mapping[str, Any],
@@ -93,3 +86,32 @@ def load_real_stats(path: str | Path, identity: Mapping[str, Any]) -> dict[str, 
     if problems:
         raise RealStatsError(f"--real-stats {path} does not match this evaluation:\n  " + "\n  ".join(problems))
     return {m: RealStats(arrays[f"{m}.mu"], arrays[f"{m}.sigma"], int(arrays[f"{m}.count"])) for m in metrics}
+
+def stats_identity(protocol: str, data: Mapping[str, Any], backbones: Backbones,
+                   counts: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What a real-statistics file must share with a run: protocol, ``data`` and per Frechet metric the
+    network, weights SHA-256, count and clip length."""
+    metrics = {}
+    for m, c in counts.items():
+        if "real" not in c:
+            continue
+        record = backbones.weights.get(METRIC_BACKBONES[m], CALLER_WEIGHTS)
+        metrics[m] = {"network": record["network"], "sha256": record["sha256"], "count": c["real"],
+                      "frames_per_video": c["frames_per_video"], "network_frames": c.get("network_frames")}
+    return {"protocol": protocol, **data, "metrics": metrics}
+
+
+def read_real_stats(path: str | Path | None, identity: Mapping[str, Any]) -> dict[str, RealStats] | None:
+    """:func:`load_real_stats` (None without a path or without Frechet metrics)."""
+    if not path or not identity["metrics"]:
+        return None
+    return load_real_stats(path, identity)
+
+
+def write_real_stats(path: str | Path | None, stats: Mapping[str, RealStats], identity: Mapping[str, Any],
+                     info: Mapping[str, Any]) -> str | None:
+    """Save the real statistics when ``path`` is given; the path written, or None."""
+    if not path or not stats:
+        return None
+    save_real_stats(path, stats, identity, info)
+    return str(Path(path).resolve())

@@ -20,7 +20,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from utils.checkpoint import TEMP_SUFFIX, _fsync_dir, atomic_save, atomic_write_text, find_checkpoint, human_bytes
+from utils.atomic import TEMP_SUFFIX, atomic_write_text, fsync_dir, human_bytes
+from utils.checkpoint import atomic_save, find_checkpoint
 from utils.errors import CheckpointError, MissingFileError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _roll_forward(folder: Path, manifest: Mapping) -> None:
             os.replace(staged, folder / name)
             moved = True
     if moved:
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 def write_set(folder: str | Path, set_name: str, files: Mapping[str, Any], epoch: int) -> None:

@@ -1,7 +1,9 @@
-"""On-disk layouts of the supported datasets: where each split's videos live and how clips are drawn.
+"""The datasets the project knows, each in one place: its on-disk layout, how it is evaluated, its sample
+assets and model folders, its names on the command line and in configs.
 
-One :class:`Layout` per dataset replaces the original's copy of the same loader per dataset; the
-single loader in :mod:`data.dataset` interprets it. Every video is a folder of frames.
+Adding a dataset is one :class:`DatasetInfo` (with its :class:`Layout`) below, plus its three configs
+(``stage1_VAE/configs``, ``stage2_cINN/AE/configs``, ``stage2_cINN/configs``). The single dataset class of
+:mod:`data.dataset` interprets the layout; :func:`metrics.protocol.protocol_slices` the evaluation protocol.
 
 =========  =====================================================================================
 name       layout (``<root>`` = ``Data.data_path``)
@@ -14,7 +16,10 @@ iPER       ``<root>/<a>_<b>_<c>/frame_<k>.png``; videos listed in ``<split_dir>/
 DTDB       ``<root>/<texture>/{train,eval}/<video>/frame<k>.<jpg|png>``; test reads eval
 folder     ``<root>/{train,eval,test}/<video>/<frames>`` (any image names, natural order); a root
            without split folders is read as one split for every mode
+demo       no data layout: the bundled demo model (``models/demo``) and its start frames
 =========  =====================================================================================
+
+No torch here: configs and command lines are checked against these names before torch is imported.
 """
 from __future__ import annotations
 
@@ -22,9 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
+from utils.errors import ArgumentError
+from utils.paths import ASSETS_DIR, MODELS_DIR
+
 MODES = ("train", "eval", "test")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 PACKAGE_DIR = Path(__file__).resolve().parent
+# evaluation protocols of the original's eval_synthesis_quality.py (which frames are compared, given T generated
+# frames and the real clip with its start frame x0; see metrics.protocol.protocol_slices)
+START_FRAME_IN = "start_frame_in"  # BAIR: fake [x0, generated 1..T-1], real frames 0..T-1
+ALL_FRAMES = "all_frames"  # iPER: fake [x0, generated 1..T], real frames 0..T
+GENERATED_ONLY = "generated_only"  # landscape, DTDB: fake generated 1..T, real frames 0..T-1
 
 
 def _same(entry: str) -> str:
@@ -45,7 +57,7 @@ def _iper_repeat(entry: str) -> int:
 class Layout:
     """How one dataset is stored on disk and how clips are drawn from it."""
 
-    name: str
+    name: str  # lower-case key, used in messages
     tree: str  # the expected tree, shown in errors
     split_folders: Mapping[str, str]  # mode -> folder below the root ('{texture}' is filled in)
     random_start: Mapping[str, bool]  # mode -> random start (seeded per index outside training) or 0
@@ -60,14 +72,57 @@ class Layout:
     supports_control: bool = False  # BAIR end-effector positions
     needs_texture: bool = False  # DTDB
     allow_flat_root: bool = False  # 'folder': a root without split folders serves every mode
-    aliases: tuple[str, ...] = field(default_factory=tuple)
 
     def expected(self, root: Path) -> str:
         """The expected layout, for error messages."""
         return f"expected layout for '{self.name}':\n  " + self.tree.replace("<root>", str(root))
 
 
-BAIR = Layout(
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Everything the project knows about one dataset."""
+
+    name: str  # canonical spelling (configs and -dataset are case-insensitive)
+    layout: Optional[Layout]  # None: no data of its own (the demo)
+    protocol: Optional[str] = None  # evaluation protocol (START_FRAME_IN, ...); None: no paper protocol
+    textures: tuple[str, ...] = ()  # DTDB: sub-datasets, each with its own models and assets
+    has_models: bool = True  # -dataset names a model folder models/<name>[/<texture>]/stage2
+    clips_from: Optional[str] = None  # whose sample clips (assets/GT_samples/<name>/transfer) it uses
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+
+    def _texture(self, texture: str | None) -> str | None:
+        if not self.textures:
+            return None
+        if not texture:
+            raise ArgumentError(f"-dataset {self.name} needs -texture, one of {', '.join(self.textures)}")
+        return texture
+
+    def model_dir(self, texture: str | None = None, control: bool = False) -> Path:
+        """Where the released (or bundled) stage-2 model folder lives: ``models/<name>[/<texture>]/stage2`` (or
+        ``stage2_control``)."""
+        sub = self._texture(texture)
+        base = MODELS_DIR / self.name / sub if sub else MODELS_DIR / self.name
+        return base / ("stage2_control" if control else "stage2")
+
+    def image_dir(self, texture: str | None = None) -> Path:
+        """``assets/GT_samples/<name>[/<texture>]``: its sample start frames."""
+        sub = self._texture(texture)
+        base = ASSETS_DIR / "GT_samples" / self.name
+        return base / sub if sub else base
+
+    def clip_dir(self, texture: str | None = None) -> Path:
+        """``assets/GT_samples/<name>[/<texture>]/transfer``: its sample clips for motion transfer."""
+        if self.clips_from:
+            return dataset_info(self.clips_from).clip_dir()
+        return self.image_dir(texture) / "transfer"
+
+    def results_dir(self, texture: str | None = None, *sub: str) -> Path:
+        """``assets/results/<name>[_<texture>]/<sub...>``: where the scripts write by default."""
+        t = self._texture(texture)
+        return ASSETS_DIR.joinpath("results", f"{self.name}_{t}" if t else self.name, *sub)
+
+
+BAIR = DatasetInfo("bair", Layout(
     name="bair",
     tree=("<root>/{train,eval,test}/traj_<a>_to_<b>/<n>/{0..29}.png "
           "(+ endeffector_positions.csv per video for control); "
@@ -77,9 +132,9 @@ BAIR = Layout(
     frame_pattern="{k}.png",
     video_depth=2,
     supports_control=True,
-)
+), protocol=START_FRAME_IN)
 
-LANDSCAPE = Layout(
+LANDSCAPE = DatasetInfo("landscape", Layout(
     name="landscape",
     tree=("<root>/sky_train/<id>/<clip>/frame<k>.jpg (train, eval) and <root>/sky_test/<id>/<clip>/frame<k>.jpg "
           "(test), videos listed in <split_dir>/{train,eval,test}.txt; "
@@ -90,10 +145,9 @@ LANDSCAPE = Layout(
     list_files={"train": "train.txt", "eval": "eval.txt", "test": "test.txt"},
     default_split_dir=PACKAGE_DIR / "landscape",
     crop_margin=16,
-    aliases=("sky", "sky_timelapse"),
-)
+), protocol=GENERATED_ONLY, aliases=("sky", "sky_timelapse"))
 
-IPER = Layout(
+IPER = DatasetInfo("iPER", Layout(
     name="iper",
     tree=("<root>/<a>_<b>_<c>/frame_<k>.png, videos listed in <split_dir>/{train,val,test}.txt as a/b/c; "
           "extract frames with data/iPER/extract_iPER.py"),
@@ -105,9 +159,9 @@ IPER = Layout(
     list_entry=_iper_entry,
     repeat_factor=_iper_repeat,
     test_clips_key="test_size",
-)
+), protocol=ALL_FRAMES)
 
-DTDB = Layout(
+DTDB = DatasetInfo("DTDB", Layout(
     name="dtdb",
     tree=("<root>/<texture>/{train,eval}/<video>/frame<k>.<jpg|png> (test reads eval); "
           "extract frames with data/DTDB/extract_DTDB.py"),
@@ -116,9 +170,9 @@ DTDB = Layout(
     frame_pattern="frame{k}.{image_format}",
     crop_margin=16,
     needs_texture=True,
-)
+), protocol=GENERATED_ONLY, textures=("fire", "clouds", "vegetation", "waterfall"))
 
-FOLDER = Layout(
+FOLDER = DatasetInfo("folder", Layout(
     name="folder",
     tree=("<root>/{train,eval,test}/<video>/<frames> (frames in natural name order), or <root>/<video>/<frames> "
           "to use the same videos for every mode"),
@@ -126,15 +180,36 @@ FOLDER = Layout(
     random_start={"train": True, "eval": True, "test": False},
     frame_pattern="frame{k}.png",
     allow_flat_root=True,
-)
+), has_models=False)
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (BAIR, LANDSCAPE, IPER, DTDB, FOLDER)}
+DEMO = DatasetInfo("demo", None, clips_from="landscape")
+
+DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (BAIR, LANDSCAPE, IPER, DTDB, FOLDER, DEMO)}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Look a dataset up by name or alias, case-insensitively (``'BAIR'``, ``'iper'``, ``'sky'`` ...)."""
+    key = str(name).strip().lower()
+    for info in DATASETS.values():
+        if key == info.name.lower() or key in info.aliases:
+            return info
+    raise ValueError(f"unknown dataset '{name}'; choose one of {', '.join(DATASETS)} (case-insensitive)")
 
 
 def get_layout(name: str) -> Layout:
-    """Look a layout up by dataset name, case-insensitively (``'BAIR'``, ``'iPER'``, ``'DTDB'``...)."""
-    key = str(name).strip().lower()
-    for layout in LAYOUTS.values():
-        if key == layout.name or key in layout.aliases:
-            return layout
-    raise ValueError(f"unknown dataset '{name}'; choose one of {sorted(LAYOUTS)} (case-insensitive)")
+    """The on-disk layout of a dataset (``Data.dataset``); a dataset without data of its own is an error."""
+    info = dataset_info(name)
+    if info.layout is None:
+        with_data = ", ".join(n for n, i in DATASETS.items() if i.layout is not None)
+        raise ValueError(f"dataset '{name}' has no data layout; Data.dataset must be one of {with_data}")
+    return info.layout
+
+
+def model_datasets() -> list[str]:
+    """The names ``-dataset`` accepts in the scripts that load a model folder by dataset."""
+    return [n for n, i in DATASETS.items() if i.has_models]
+
+
+def protocol_datasets() -> list[str]:
+    """The datasets with an evaluation protocol of the paper."""
+    return [n for n, i in DATASETS.items() if i.protocol is not None]

@@ -5,23 +5,24 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+from natsort import natsorted
+from PIL import Image
 
 from data.augment import resize_clip
+from data.formats import IMAGE_SUFFIXES
 from data.frame_io import FrameReadError
 from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 
 
 def list_images(source: str | Path) -> list[Path]:
     """An image file, or every jpg/jpeg/png directly in a folder (naturally sorted); errors name the path."""
-    from natsort import natsorted
-
     source = Path(source)
     if source.is_file() and source.suffix.lower() in IMAGE_SUFFIXES:
         return [source]
@@ -36,8 +37,6 @@ def list_images(source: str | Path) -> list[Path]:
 
 def _image_mode(path: Path) -> tuple[str, bool]:
     """(PIL mode, has transparency) from the file header, without decoding the pixels."""
-    from PIL import Image
-
     try:
         with Image.open(path) as im:
             return im.mode, im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info
@@ -49,8 +48,6 @@ def read_image(path: str | Path, size: int) -> torch.Tensor:
     """An image as RGB (3, size, size) in [-1, 1], read as the original reads start frames (``cv2.imread``
     in colour mode: a grey image gets its grey level in all three channels, an alpha channel is dropped;
     a non-square image is resized to a square), with a warning for each of these cases."""
-    import cv2
-
     path = Path(path)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:

@@ -23,12 +23,13 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from utils.checkpoint import atomic_save, atomic_write_text
+from metrics.scoring import Records
+from utils.atomic import atomic_write_text
+from utils.checkpoint import atomic_save
 from utils.distributed import DistInfo
 
 logger = logging.getLogger(__name__)
 
-Records = dict[str, tuple[torch.Tensor, torch.Tensor]]
 Chunk = tuple[int, list[int]]  # (chunk number, item indices)
 FINGERPRINT_FILE = "fingerprint.json"
 

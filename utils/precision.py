@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_map_only
 
-from cli import PRECISIONS
+from utils.choices import AMP_MODES, PRECISIONS
 from utils.errors import ArgumentError
 
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -29,7 +29,7 @@ class PrecisionError(ArgumentError):
 
 def check_amp(device: torch.device, amp: str) -> None:
     """Raise :class:`PrecisionError` unless ``amp`` (none|bf16|fp16) can run on ``device``."""
-    if amp not in ("none", *_DTYPES):
+    if amp not in AMP_MODES:
         raise PrecisionError(f"Training.amp must be one of none|bf16|fp16, got {amp!r}")
     if amp == "fp16" and torch.device(device).type != "cuda":
         raise PrecisionError(f"Training.amp=fp16 needs a CUDA device (got {torch.device(device)}); "
@@ -110,7 +110,7 @@ def _cast_floating(obj, dtype: torch.dtype):
 
 def cast_frozen_(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """Cast every floating parameter, buffer and plain tensor attribute (e.g. the weights
-    :func:`~stage1_VAE.modules.perf.freeze_spectral_norm` computed) of a frozen ``module`` to ``dtype``,
+    :func:`~blocks.spectral_norm.freeze_spectral_norm` computed) of a frozen ``module`` to ``dtype``,
     in place."""
     module.to(dtype)
     for m in module.modules():
@@ -129,7 +129,3 @@ def run_in_dtype(module: torch.nn.Module, dtype: torch.dtype) -> list:
     post = module.register_forward_hook(lambda _m, _args, out: _cast_floating(out, torch.float32))
     return [pre, post]
 
-
-def module_dtype(module: torch.nn.Module) -> torch.dtype:
-    """The dtype of the first floating parameter of ``module`` (float32 if there is none)."""
-    return next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)

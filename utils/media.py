@@ -1,14 +1,13 @@
-"""Video tensors to uint8 frames, GIF / MP4 / PNG-strip writers."""
+"""Writing results: video tensors to uint8 frames, composed side by side and in grids, as GIF / MP4 / PNG."""
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 from typing import Sequence
 
+import imageio.v2 as imageio
 import numpy as np
 import torch
-
-from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +42,6 @@ def grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
 
 def save_gif(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path:
     """Write (T, 3, H, W) in [-1, 1] as a looping GIF."""
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.mimsave(path, list(to_uint8(video)), duration=1000.0 / fps, loop=0)
@@ -53,8 +50,6 @@ def save_gif(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path:
 
 def save_mp4(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path | None:
     """Write (T, 3, H, W) in [-1, 1] as H.264 MP4 (sizes padded to even); None if ffmpeg is missing."""
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = to_uint8(video)
@@ -72,8 +67,6 @@ def save_mp4(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path | 
 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
     """Write (3, H, W) in [-1, 1] as PNG."""
-    import imageio.v2 as imageio
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     imageio.imwrite(path, to_uint8(image))
@@ -83,30 +76,3 @@ def save_png(image: torch.Tensor, path: str | Path) -> Path:
 def frame_strip(video: torch.Tensor) -> torch.Tensor:
     """(T, 3, H, W) -> (3, H, T*W): all frames left to right."""
     return torch.cat(list(video), dim=-1)
-
-
-def read_video(path: str | Path) -> torch.Tensor:
-    """Read a GIF/MP4 file or a folder of frames as (T, 3, H, W) in [-1, 1]."""
-    import imageio.v2 as imageio
-
-    path = Path(path)
-    if path.is_dir():
-        from natsort import natsorted
-
-        files = natsorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
-        if not files:
-            raise MissingFileError(f"no frames (png/jpg) in {path}")
-        frames = [_rgb(imageio.imread(f)) for f in files]
-    elif path.is_file():
-        frames = [_rgb(f) for f in imageio.mimread(path, memtest=False)]
-    else:
-        raise MissingFileError(f"video not found: {path}")
-    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
-def _rgb(frame: np.ndarray) -> np.ndarray:
-    """A decoded frame (H, W), (H, W, 1|2|3|4) as RGB (H, W, 3): grey repeated, alpha dropped."""
-    frame = np.asarray(frame)
-    if frame.ndim == 2:
-        frame = frame[..., None]
-    return np.repeat(frame[..., :1], 3, axis=-1) if frame.shape[-1] < 3 else frame[..., :3]

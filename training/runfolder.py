@@ -1,7 +1,7 @@
 """One run per folder: a lock held for the run's lifetime, and no silent reuse of another run's checkpoints.
 
-:func:`check_run_folder` (reads only) is called on rank 0 by :func:`utils.run.start_run_from_config`, and
-:func:`claim_run_folder` by :meth:`utils.run.RunContext.open` before the run folder, its log file or a wandb
+:func:`check_run_folder` (reads only) is called on rank 0 by :func:`training.run.start_run_from_config`, and
+:func:`claim_run_folder` by :meth:`training.run.RunContext.open` before the run folder, its log file or a wandb
 run is created:
 
 * a folder that holds checkpoints is refused unless the run resumes from it (``Training.reload_path`` is
@@ -21,13 +21,14 @@ import socket
 from pathlib import Path
 from typing import Mapping
 
-from utils.errors import RunFolderError  # no torch import here: a lock holder can be a plain Python process
+from training.checkpoint_set import MANIFEST_SUFFIX, recover_folder
+from utils.errors import RunFolderError
 
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".run.lock"
 CHECKPOINT_PATTERNS = ("latest_checkpoint*.pth*", "best_PFVD_*.pth*", "Encoder_stage2.pth*", "cINN.pth*",
-                       "*.set.json")  # the last: utils.checkpoint_set.MANIFEST_SUFFIX
+                       f"*{MANIFEST_SUFFIX}")
 _HELD: dict[Path, "RunFolderLock"] = {}  # folders this process holds (a second start in-process reuses it)
 
 
@@ -153,8 +154,6 @@ def check_run_folder(run_dir: Path, training: Mapping) -> list[Path]:
 
 def claim_run_folder(run_dir: Path, training: Mapping) -> RunFolderLock:
     """Check, lock and tidy the run folder (see the module docstring); returns the held lock."""
-    from utils.checkpoint_set import recover_folder
-
     run_dir = Path(run_dir)
     doomed = check_run_folder(run_dir, training)
     held = _HELD.get(run_dir.resolve()) if run_dir.exists() else None

@@ -1,0 +1,95 @@
+"""The command-line arguments of the evaluation entry points (``eval_synthesis_quality.py``, ``eval_diversity.py``,
+``python -m metrics.compare``), in one place, and their checks."""
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+from data.registry import protocol_datasets
+from evaluation.backbones import I3D_KINDS
+from metrics.protocol import PROTOCOLS, dtfvd_frames
+from stage2_cINN.arguments import add_model_arguments, canonical_dataset
+from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
+from utils.errors import ArgumentError
+
+DEFAULT_DIST_TIMEOUT = 1800.0
+
+
+def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str = "paper", trials: bool = True,
+                        real_stats: bool = True) -> None:
+    """Protocol, trials, weights folder, real-statistics cache, part files and the torchrun timeout (every
+    evaluation entry point; each flag also in the other dash style)."""
+    add = parser.add_argument
+    add("-protocol", "--protocol", choices=PROTOCOLS, default=default_protocol,
+        help=f"paper: count videos and frames as the original code did; all: every video and frame "
+             f"(default: {default_protocol}; see README: Evaluation)")
+    if trials:
+        add("-n_trials", "--n_trials", type=positive_int, default=1,
+            help="independent sets of samples; the result is their mean and standard deviation")
+    add("-weights_dir", "--weights_dir", type=existing_folder, default=None,
+        help="folder of metric weights laid out like models/ (PI3D/model_rgb.pth, DTI3D/length16/I3D_16.pth.tar, "
+             "... and the Inception / VGG16 files under their released names)")
+    if real_stats:
+        add("--save-real-stats", "-save_real_stats", dest="save_real_stats", default=None, metavar="F.npz",
+            help="write the real videos' feature statistics (FVD/DTFVD/FID) to this file")
+        add("--real-stats", "-real_stats", dest="real_stats", type=existing_file, default=None, metavar="F.npz",
+            help="read the real videos' feature statistics from this file instead of computing them")
+    add("-work_dir", "--work_dir", default=None,
+        help="folder of the resumable per-chunk feature files (default: beside the result file)")
+    add("-dist_timeout", "--dist_timeout", type=positive_float, default=DEFAULT_DIST_TIMEOUT,
+        help="torchrun: seconds a rank waits for the others before it stops with an error")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True) -> None:
+    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags)."""
+    add_model_arguments(parser, "bair | landscape | iPER | DTDB", "model folder with config_stage2.yaml and "
+                        "cINN.pth (default: models/<dataset>/stage2)", seq_help="frames generated per video")
+    parser.add_argument("-data_path", required=True, type=existing_folder,
+                        help="root of the dataset (see README: Data preparation)")
+    parser.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (and per resumable chunk)")
+    parser.add_argument("-seed", type=int, default=seed, help="random seed (per-video seeds derive from it)")
+    parser.add_argument("-n_videos", type=positive_int, default=None,
+                        help="evaluate at most this many test clips (default: all)")
+    parser.add_argument("-i3d", choices=I3D_KINDS, default="hassony2",
+                        help="Kinetics I3D for FVD / I3D: hassony2 (models/PI3D/model_rgb.pth) or torchscript "
+                             "(models/PI3D/i3d_torchscript.pt)")
+    parser.add_argument("-workers", type=non_negative_int, default=4, help="data loading processes")
+    parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
+    add_scale_arguments(parser, real_stats=real_stats)
+
+
+def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """``-<NAME> True|False`` per metric (default True); other values are an argparse error."""
+    for name in names:
+        parser.add_argument(f"-{name}", type=str2bool, default=True, metavar="True|False",
+                            help=f"compute {name} (default: True)")
+
+
+def check_scale_args(args: argparse.Namespace) -> None:
+    """An :class:`ArgumentError` for scale arguments that cannot go together (the parser checks each value)."""
+    if getattr(args, "real_stats", None) and getattr(args, "save_real_stats", None):
+        raise ArgumentError("--real-stats reads the real statistics and --save-real-stats writes them: give one")
+
+
+def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[str, list[str]]:
+    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments."""
+    dataset = canonical_dataset(args.dataset)
+    if dataset not in protocol_datasets():
+        raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
+                            f"{', '.join(protocol_datasets())}")
+    if dataset == "DTDB" and not args.texture:
+        raise ArgumentError("-dataset DTDB needs -texture (fire | clouds | vegetation | waterfall)")
+    metrics = [m for m in names if getattr(args, m)]
+    if not metrics:
+        raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
+    check_scale_args(args)
+    return dataset, metrics
+
+
+def check_dtfvd_length(video_length: int) -> None:
+    """An :class:`ArgumentError` (:func:`metrics.protocol.dtfvd_frames`' message) when no DTDB I3D covers
+    ``video_length`` frames."""
+    try:
+        dtfvd_frames(video_length)
+    except ValueError as exc:
+        raise ArgumentError(f"DTFVD / DTI3D: {exc}") from None
