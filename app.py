@@ -297,7 +297,8 @@ def launch(ui: gr.Blocks, app: DemoApp, port: int | None = None, share: bool = F
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
     p.add_argument("-ckpt_path", "-chkpt", default=None, type=existing_folder,
-                   help="model folder with config_stage2.yaml and cINN.pth (default: the demo model models/demo/stage2)")
+                   help="model folder with config_stage2.yaml and cINN.pth (default: the demo model "
+                        "models/demo/stage2)")
     add_gpu_argument(p)
     add_precision_argument(p)
     p.add_argument("-images", default=None, type=existing_folder,

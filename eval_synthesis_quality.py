@@ -2,7 +2,8 @@
 
 ``python eval_synthesis_quality.py -gpu 0 -dataset bair -data_path <path> -FVD True -LPIPS True -FID True -DTFVD True``
 (DTDB: add ``-texture fire``; several GPUs: ``torchrun --nproc_per_node 4 eval_synthesis_quality.py -gpu 0,1,2,3 ...``).
-Protocol (SPEC 6): seed 249; test clips of ``seq_length + 1`` frames; x0 = frame 0; ``seq_length`` frames
+Protocol (the original's eval_synthesis_quality.py): seed 249; test clips of ``seq_length + 1`` frames;
+x0 = frame 0; ``seq_length`` frames
 are generated from x0 with each clip's own seed; the real and generated frames that are compared per
 dataset are those of :func:`metrics.protocol.protocol_slices`. FVD uses the Kinetics I3D (TF-Hub
 protocol; ``-i3d hassony2|torchscript``), DTFVD the DTDB I3D, FID every frame, LPIPS every frame pair;
@@ -18,8 +19,8 @@ from typing import Any, Sequence
 
 from evaluation.arguments import add_common_arguments, add_metric_flags
 from evaluation.backbones import Backbones
-from evaluation.synthesis import evaluate_synthesis
 from evaluation.runner import entry_point
+from evaluation.synthesis import evaluate_synthesis
 from metrics.scoring import SYNTHESIS_METRICS
 from utils.command import parser, run
 

@@ -24,7 +24,7 @@ logger = logging.getLogger("generate_samples")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
-    add_model_arguments(p, "bair | landscape | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth")
+    add_model_arguments(p, "model folder with config_stage2.yaml and cINN.pth")
     p.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (each with -n_samples videos)")
     p.add_argument("-images", default=None, type=image_source,
                    help="a start frame, or a folder of them (default: assets/GT_samples/<dataset>)")

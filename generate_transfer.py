@@ -28,8 +28,7 @@ logger = logging.getLogger("generate_transfer")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
-    add_model_arguments(p, "landscape | bair | iPER | DTDB | demo", "model folder with config_stage2.yaml and cINN.pth",
-                            seq_help="frames per transferred video")
+    add_model_arguments(p, "model folder with config_stage2.yaml and cINN.pth", seq_help="frames per transferred video")
     p.add_argument("-videos", default=None, type=existing_folder,
                    help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
     p.add_argument("-images", default=None, type=image_source,

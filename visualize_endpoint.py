@@ -24,8 +24,8 @@ logger = logging.getLogger("visualize_endpoint")
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
-    add_model_arguments(p, "bair (only bair has an end-effector control model)",
-                            "control model folder (default models/bair/stage2_control)", dataset_default="bair")
+    add_model_arguments(p, "control model folder (default models/bair/stage2_control)",
+                        "bair (only bair has an end-effector control model)", dataset_default="bair")
     p.add_argument("-data_path", required=True, type=existing_folder,
                    help="BAIR root with train/eval/test folders (data/bair/convert_bair.py)")
     p.add_argument("-n_examples", type=positive_int, default=8, help="test clips to use")

@@ -10,8 +10,8 @@ same random weights, written once in the released folder layout (``config_stage2
 
 Items:
 
-* ``sampling``: the user's path. Ours: the allocator tuning and ``get_device`` -> ``load_model(dir, device, precision)`` ->
-  ``pipe.sample(x0, 16)``. The original: ``get_model.Model(dir, 16)`` -> ``model(x0)`` under
+* ``sampling``: the user's path. Ours: the allocator tuning and ``get_device`` -> ``load_model(dir, device,
+  precision)`` -> ``pipe.sample(x0, 16)``. The original: ``get_model.Model(dir, 16)`` -> ``model(x0)`` under
   ``torch.no_grad`` (``generate_samples.py``), its ``cuda()`` calls patched to no-ops on the CPU; its bf16 is
   ``torch.autocast`` around that call (the original has no precision option).
 * ``fwdbwd``: stage-1 encoder + decoder forward, L1 + 1e-5 KL, backward, batch ``--batch`` (default 2);

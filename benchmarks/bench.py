@@ -22,10 +22,10 @@ Items (``--what``):
 With ``--baseline-rev REV`` the ``sampling`` and ``fwdbwd`` items also run the decoder of git revision REV
 (loaded from ``git show REV:stage1_VAE/modules/decoder.py``, same weights) in the same process, interleaved
 with the current code, and print the speed-up; that revision runs with glibc's default malloc, as it did
-(``utils.allocator``), and ``--malloc-ab`` adds the current code with the default malloc. Times are wall-clock (mean +- std and median over
-``--repeats`` runs after ``--warmup`` runs); ``cpu`` is the process CPU time (less sensitive to other
-processes on a shared machine). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the
-rise of the process RSS above its value at the start of the timed runs (sampled every 50 ms).
+(``utils.allocator``), and ``--malloc-ab`` adds the current code with the default malloc. Times are wall-clock
+(mean +- std and median over ``--repeats`` runs after ``--warmup`` runs); ``cpu`` is the process CPU time (less
+sensitive to other processes on a shared machine). Peak memory: ``torch.cuda.max_memory_allocated`` on CUDA; on
+the CPU the rise of the process RSS above its value at the start of the timed runs (sampled every 50 ms).
 """
 from __future__ import annotations
 
@@ -474,7 +474,8 @@ def bench_roofline(name: str, cfgs: tuple, args, device: torch.device) -> list[R
 def against_original(args, what: list[str]) -> list:
     """``--against-original DIR``: :func:`benchmarks.against_original.run` for each ``--config``."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from against_original import ITEMS as AO_ITEMS, run
+    from against_original import ITEMS as AO_ITEMS
+    from against_original import run
 
     items = [w for w in what if w in AO_ITEMS] or list(AO_ITEMS)
     rows = []
@@ -489,8 +490,8 @@ def against_original(args, what: list[str]) -> list:
     return rows
 
 
-ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1, "cinn": bench_cinn,
-         "ae": bench_ae, "fvd": bench_fvd, "data": bench_data}
+ITEMS = {"roofline": bench_roofline, "sampling": bench_sampling, "fwdbwd": bench_fwdbwd, "stage1": bench_stage1,
+         "cinn": bench_cinn, "ae": bench_ae, "fvd": bench_fvd, "data": bench_data}
 
 
 def main(argv: list[str] | None = None) -> list[Result]:
@@ -549,8 +550,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
     results: list[Result] = []
     for name in args.config:
         s1, s2, ae, kind = CONFIGS[name]
-        cfgs = (load_config(ROOT / s1, STAGE1_SCHEMA), load_config(ROOT / s2, CINN_SCHEMA), load_config(ROOT / ae, AE_SCHEMA),
-                kind)
+        cfgs = (load_config(ROOT / s1, STAGE1_SCHEMA), load_config(ROOT / s2, CINN_SCHEMA),
+                load_config(ROOT / ae, AE_SCHEMA), kind)
         for item in what:
             for r in ITEMS[item](name, cfgs, args, device):
                 print(r.row(), flush=True)

@@ -25,6 +25,7 @@ from data.registry import get_layout
 from utils import command
 from utils.config import ConfigError, load_config, validate_config
 
+
 @dataclass
 class VideoReport:
     """What was wrong with one video folder."""

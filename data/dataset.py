@@ -25,12 +25,11 @@ from natsort import natsorted
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from utils.errors import I2VError, MissingFileError
-
 from data.augment import ClipTransform
 from data.formats import IMAGE_EXTENSIONS
 from data.frame_io import POSITIONS_FILE, FrameReadError, read_clip, read_positions
 from data.registry import MODES, Layout, get_layout
+from utils.errors import I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
 

@@ -205,6 +205,16 @@ def get_layout(name: str) -> Layout:
     return info.layout
 
 
+def textured_datasets() -> dict[str, tuple[str, ...]]:
+    """``{dataset: its textures}`` of the datasets made of sub-datasets (DTDB)."""
+    return {n: i.textures for n, i in DATASETS.items() if i.textures}
+
+
+def all_textures() -> tuple[str, ...]:
+    """Every texture a ``-texture`` flag may name."""
+    return tuple(t for textures in textured_datasets().values() for t in textures)
+
+
 def model_datasets() -> list[str]:
     """The names ``-dataset`` accepts in the scripts that load a model folder by dataset."""
     return [n for n, i in DATASETS.items() if i.has_models]

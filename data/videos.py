@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from natsort import natsorted
 
-from data.formats import VIDEO_SUFFIXES
+from data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from utils.errors import ArgumentError, MissingFileError
 
 
@@ -31,7 +31,7 @@ def read_video(path: str | Path) -> torch.Tensor:
     """Read a GIF/MP4 file or a folder of frames as (T, 3, H, W) in [-1, 1]."""
     path = Path(path)
     if path.is_dir():
-        files = natsorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = natsorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise MissingFileError(f"no frames (png/jpg) in {path}")
         frames = [_rgb(imageio.imread(f)) for f in files]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from data.registry import protocol_datasets
+from data.registry import dataset_info, protocol_datasets
 from evaluation.backbones import I3D_KINDS
 from metrics.protocol import PROTOCOLS, dtfvd_frames
 from stage2_cINN.arguments import add_model_arguments, canonical_dataset
@@ -42,8 +42,8 @@ def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str =
 
 def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True) -> None:
     """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags)."""
-    add_model_arguments(parser, "bair | landscape | iPER | DTDB", "model folder with config_stage2.yaml and "
-                        "cINN.pth (default: models/<dataset>/stage2)", seq_help="frames generated per video")
+    add_model_arguments(parser, "model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)",
+                        " | ".join(protocol_datasets()), seq_help="frames generated per video")
     parser.add_argument("-data_path", required=True, type=existing_folder,
                         help="root of the dataset (see README: Data preparation)")
     parser.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (and per resumable chunk)")
@@ -77,8 +77,9 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     if dataset not in protocol_datasets():
         raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
                             f"{', '.join(protocol_datasets())}")
-    if dataset == "DTDB" and not args.texture:
-        raise ArgumentError("-dataset DTDB needs -texture (fire | clouds | vegetation | waterfall)")
+    textures = dataset_info(dataset).textures
+    if textures and not args.texture:
+        raise ArgumentError(f"-dataset {dataset} needs -texture ({' | '.join(textures)})")
     metrics = [m for m in names if getattr(args, m)]
     if not metrics:
         raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")

@@ -92,9 +92,11 @@ def _load_one(field: str, device: torch.device, i3d: str, dtfvd_frames: int, all
     random_note = f" (RANDOM WEIGHTS, {RANDOM_BACKBONES_ENV}=1: meaningless values)" if not path.is_file() else ""
     if field == "fvd":
         if i3d == "torchscript":
-            model, note = load_torchscript_i3d(device, path), "StyleGAN-V TorchScript Kinetics-400 I3D, TF-Hub FVD protocol"
+            model = load_torchscript_i3d(device, path)
+            note = "StyleGAN-V TorchScript Kinetics-400 I3D, TF-Hub FVD protocol"
         else:
-            model, note = load_kinetics_i3d(device, path), "hassony2 Kinetics-400 I3D (model_rgb.pth), TF-Hub FVD protocol"
+            model = load_kinetics_i3d(device, path)
+            note = "hassony2 Kinetics-400 I3D (model_rgb.pth), TF-Hub FVD protocol"
         backbone = FVDFeatureExtractor(model, "fvd", device)
     elif field == "dtfvd":
         model = load_dtdb_i3d(dtfvd_frames, device, path)
@@ -157,7 +159,8 @@ def backbone_weights(backbones: Backbones, metrics: Iterable[str]) -> dict[str, 
 
 
 def load_backbones_or_exit(metrics: Iterable[str], device: torch.device | str, **kwargs: Any) -> Backbones:
-    """:func:`load_backbones`; missing weights files are one error listing them (printed by :func:`utils.command.run`)."""
+    """:func:`load_backbones`; missing weights files are one error listing them (printed by
+    :func:`utils.command.run`)."""
     try:
         return load_backbones(metrics, device, **kwargs)
     except FileNotFoundError as exc:

@@ -26,7 +26,11 @@ from data.frame_io import FrameReadError
 from data.videos import list_videos, read_video
 from evaluation.arguments import add_scale_arguments, check_dtfvd_length, check_scale_args
 from evaluation.backbones import (
-    I3D_KINDS, Backbones, backbone_notes, backbone_weights, load_backbones_or_exit,
+    I3D_KINDS,
+    Backbones,
+    backbone_notes,
+    backbone_weights,
+    load_backbones_or_exit,
 )
 from evaluation.real_stats import read_real_stats, stats_identity, write_real_stats
 from evaluation.report import format_table, write_json
@@ -152,7 +156,8 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
     if records is None:
         return None
     trials, counts, stats = feats.score(records, n_real, n_fake, length, cached)
-    written = write_real_stats(save_real_stats, stats, identity, {"script": "metrics.compare", "real": fingerprint["real"]})
+    written = write_real_stats(save_real_stats, stats, identity,
+                               {"script": "metrics.compare", "real": fingerprint["real"]})
     remove_parts(plan.work_dir)
     return {
         "real": fingerprint["real"], "fake": fingerprint["fake"], "n_real": n_real, "n_fake": n_fake,

@@ -1,5 +1,6 @@
 """Diversity of a model's realisations (``eval_diversity.py``): VGG, I3D and DTI3D scores of ``-n_realiz`` videos
-sampled from each test start frame, sharded over torchrun ranks with resumable part files (:mod:`evaluation.sharded`)."""
+sampled from each test start frame, sharded over torchrun ranks with resumable part files
+(:mod:`evaluation.sharded`)."""
 from __future__ import annotations
 
 import argparse

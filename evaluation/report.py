@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from data.registry import dataset_info
 from metrics.scoring import mean_and_std
 from utils.atomic import atomic_write_text
 
@@ -17,7 +18,7 @@ PER_VIDEO_SEEDS = "torch.Generator seeded from numpy SeedSequence([seed, trial, 
 
 def default_result_path(model_dir: str | Path, kind: str, dataset: str, texture: str | None) -> Path:
     """``<model_dir>/eval_<kind>_<dataset>[_<texture>].json`` (the texture only for DTDB)."""
-    name = f"eval_{kind}_{dataset}" + (f"_{texture}" if dataset == "DTDB" and texture else "")
+    name = f"eval_{kind}_{dataset}" + (f"_{texture}" if dataset_info(dataset).textures and texture else "")
     return Path(model_dir) / f"{name}.json"
 
 
@@ -31,7 +32,7 @@ def run_info(script: str, args: argparse.Namespace, dataset: str, model_dir: Pat
     return {
         "script": script,
         "dataset": dataset,
-        "texture": args.texture if dataset == "DTDB" else None,
+        "texture": args.texture if dataset_info(dataset).textures else None,
         "ckpt_path": str(Path(model_dir).resolve()),
         "data_path": str(Path(args.data_path).resolve()),
         "seq_length": args.seq_length,

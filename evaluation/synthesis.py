@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 from data.dataset import DataLayoutError
+from data.registry import dataset_info
 from evaluation.arguments import check_common_args, check_dtfvd_length
 from evaluation.backbones import Backbones, backbone_notes, backbone_weights
 from evaluation.real_stats import read_real_stats, stats_identity, write_real_stats
@@ -58,7 +59,7 @@ def evaluate_synthesis(args: argparse.Namespace, backbones: Backbones | None = N
         raise DataLayoutError(f"FVD/DTFVD/FID need at least 2 test clips; the test split of {args.data_path} gives "
                               f"{ev.clips}")
     counts = feats.used_counts(ev.clips, ev.clips, length)  # a ProtocolError before any generation
-    data = {"dataset": dataset, "texture": args.texture if dataset == "DTDB" else None, "split": "test",
+    data = {"dataset": dataset, "texture": args.texture if dataset_info(dataset).textures else None, "split": "test",
             "n_clips": ev.clips, "seq_length": args.seq_length, "img_size": int(ev.pipe.img_size)}
     identity = stats_identity(args.protocol, data, ev.backbones, counts)
     cached = read_real_stats(args.real_stats, identity)
@@ -80,7 +81,8 @@ def evaluate_synthesis(args: argparse.Namespace, backbones: Backbones | None = N
     payload = run_info("eval_synthesis_quality", args, dataset, ev.model_dir)
     payload.update(frames_per_video=length, n_videos=ev.clips, world_size=ev.info.world_size, counts=counts,
                    backbones=backbone_notes(ev.backbones, metrics), weights=backbone_weights(ev.backbones, metrics),
-                   real_stats={"read": str(args.real_stats) if args.real_stats else None, "written": written}, **trial_results(trials, args.seed))
+                   real_stats={"read": str(args.real_stats) if args.real_stats else None, "written": written},
+                   **trial_results(trials, args.seed))
     report(payload, out, f"synthesis quality: {dataset}{{texture}}, {ev.clips} videos, protocol {args.protocol}")
     remove_parts(plan.work_dir)
     return payload

@@ -1,5 +1,5 @@
-"""Which real and generated videos and frames each metric compares: the per-dataset slicing (SPEC 6) and
-the two counting protocols.
+"""Which real and generated videos and frames each metric compares: the per-dataset slicing (the original's
+eval_synthesis_quality.py; each dataset's kind in :mod:`data.registry`) and the two counting protocols.
 
 ``paper`` (the default) counts as the original evaluation code did, so that its numbers are reproduced:
 every metric there fed its network fixed-size batches and dropped what did not fill the last one
@@ -15,16 +15,17 @@ import dataclasses
 
 import torch
 
+from data.registry import ALL_FRAMES, START_FRAME_IN, dataset_info, protocol_datasets
 from metrics.fvd import tile_time
 from utils.errors import ArgumentError
 
 PROTOCOLS = ("paper", "all")
-PROTOCOL_DATASETS = ("bair", "iPER", "landscape", "DTDB")
 PAPER_DTI3D_REALISATIONS = 5  # the original's DTI3D diversity loops over range(5)
 
 
 class ProtocolError(ArgumentError):
-    """The protocol cannot be applied to this many videos or frames (printed as ``error: ...`` by :func:`utils.command.run`)."""
+    """The protocol cannot be applied to this many videos or frames (printed as ``error: ...`` by
+    :func:`utils.command.run`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +81,20 @@ def realisations_used(metric: str, n_realiz: int, protocol: str) -> int:
 
 # ----------------------------------------------------------------------------- slicing
 
-def _protocol_key(dataset: str) -> str:
-    key = str(dataset).strip().lower()
-    if key not in ("bair", "iper", "landscape", "dtdb"):
-        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {PROTOCOL_DATASETS}")
-    return key
+def _protocol_kind(dataset: str) -> str:
+    """The evaluation protocol of ``dataset`` (:data:`data.registry.START_FRAME_IN`, ...)."""
+    try:
+        kind = dataset_info(dataset).protocol
+    except ValueError:
+        kind = None
+    if kind is None:
+        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {protocol_datasets()}")
+    return kind
 
 
 def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(real, fake) videos compared by the synthesis metrics (SPEC 6), for T generated frames.
+    """(real, fake) videos compared by the synthesis metrics (the original's eval_synthesis_quality.py), for T
+    generated frames.
 
     ``seq`` (B, T+1, 3, H, W) is the real test clip (frame 0 is the start frame x0), ``fake``
     (B, T, 3, H, W) the T frames generated from x0 (they stand for times 1..T). With T = 16:
@@ -97,11 +103,10 @@ def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tupl
     - iPER: fake = [x0, generated 1..16], real = real frames 0..16 (all 17);
     - landscape / DTDB: fake = generated 1..16, real = real frames 0..15.
 
-    For landscape/DTDB the spec says "real = first 16 real frames", the wording it also uses for BAIR,
-    where it can only mean frames 0..15; we read it the same way (``seq[:, :T]``, as the original code
-    does) rather than as the time-aligned frames 1..T. FVD/DTFVD/FID compare distributions, so the
-    one-frame shift hardly matters there; the paired LPIPS does compare generated frame t+1 with real
-    frame t under it.
+    For landscape/DTDB "real = the first 16 real frames" is read as for BAIR, where it can only mean frames
+    0..15 (``seq[:, :T]``, as the original code does), not as the time-aligned frames 1..T. FVD/DTFVD/FID
+    compare distributions, so the one-frame shift hardly matters there; the paired LPIPS does compare generated
+    frame t+1 with real frame t under it.
     """
     if seq.dim() != 5 or fake.dim() != 5:
         raise ValueError(f"expected (B, T, 3, H, W) videos, got {tuple(seq.shape)} and {tuple(fake.shape)}")
@@ -111,17 +116,17 @@ def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tupl
                          f"same size: got real {tuple(seq.shape)} for fake {tuple(fake.shape)}")
     fake = fake.to(seq.device, seq.dtype)
     x0 = seq[:, :1]
-    key = _protocol_key(dataset)
-    if key == "bair":
+    kind = _protocol_kind(dataset)
+    if kind == START_FRAME_IN:  # BAIR
         return seq[:, :n], torch.cat([x0, fake[:, : n - 1]], dim=1)
-    if key == "iper":
+    if kind == ALL_FRAMES:  # iPER
         return seq, torch.cat([x0, fake], dim=1)
     return seq[:, :n], fake  # landscape, DTDB: "first 16 real frames" = frames 0..15 (see docstring)
 
 
 def protocol_length(dataset: str, seq_length: int) -> int:
     """Frames per evaluated video under :func:`protocol_slices` for ``seq_length`` generated frames."""
-    return seq_length + 1 if _protocol_key(dataset) == "iper" else seq_length
+    return seq_length + 1 if _protocol_kind(dataset) == ALL_FRAMES else seq_length
 
 
 def dtfvd_frames(video_length: int) -> int:

@@ -6,7 +6,8 @@ FID and LPIPS per trial under a counting protocol (:mod:`metrics.protocol`).
 :class:`DiversityFeatures`: per start frame and trial the VGG per-layer diversity and the I3D / DTI3D
 embeddings of every realisation; :meth:`DiversityFeatures.score` gives the three scores per trial.
 
-Records (:data:`Records`, gathered by :mod:`evaluation.sharded`) are ``{key: (indices, values)}``; real-side keys ``<M>.real`` hold
+Records (:data:`Records`, gathered by :mod:`evaluation.sharded`) are ``{key: (indices, values)}``; real-side keys
+``<M>.real`` hold
 ``(n, ...)``, generated-side keys ``<M>.fake`` and ``LPIPS`` ``(n, n_trials, ...)``. Features are kept
 in float32 (what the networks output) and every statistic is computed in float64.
 """
@@ -136,7 +137,8 @@ class SynthesisFeatures:
                 real = records[f"{m}.real"].double()
                 used_stats[m] = RealStats(*statistics((real.flatten(0, 1) if m == "FID" else real)[:n_r].numpy()), n_r)
             for k in range(n_trials):  # the same route with cached and with fresh real statistics
-                trials[k][m] = frechet_distance_to_features(used_stats[m].mu, used_stats[m].sigma, fake[:n_f, k].numpy())
+                trials[k][m] = frechet_distance_to_features(used_stats[m].mu, used_stats[m].sigma,
+                                                            fake[:n_f, k].numpy())
         if "LPIPS" in self.metrics:
             values = records["LPIPS"].transpose(1, 2).flatten(0, 1)  # (N * T, trials)
             for k in range(n_trials):

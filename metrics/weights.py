@@ -25,8 +25,8 @@ from typing import Callable, Mapping
 import torch
 
 from utils.checkpoint import safe_load
-from utils.paths import MODELS_DIR
 from utils.errors import MissingFileError
+from utils.paths import MODELS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,8 @@ def load_backbone_weights(name: str, path: str | Path | None = None,
     return None
 
 
-def build_with_weights(factory: Callable[[], torch.nn.Module], state_dict: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+def build_with_weights(factory: Callable[[], torch.nn.Module],
+                       state_dict: Mapping[str, torch.Tensor]) -> torch.nn.Module:
     """``factory()`` built on the meta device with ``state_dict``'s tensors assigned (floating ones as float32):
     the same module as ``factory().load_state_dict(state_dict)`` (strict) without the random initialisation."""
     with torch.device("meta"):

@@ -14,12 +14,23 @@ from stage1_VAE.config import CONFIG_FILE
 from stage1_VAE.modules import build_stage1
 from stage1_VAE.modules.losses import Stage1Loss
 from training.checkpoints import (
-    current_rng, load_checkpoint_set, restore_training_state, resume_counters, save_checkpoint_set, training_state,
+    current_rng,
+    load_checkpoint_set,
+    restore_training_state,
+    resume_counters,
+    save_checkpoint_set,
+    training_state,
 )
 from training.finite import FiniteMonitor
 from training.fvd import make_training_fvd
 from training.loop import (
-    MeanTracker, average_gradients, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params,
+    MeanTracker,
+    average_gradients,
+    build_loaders,
+    epoch_iter,
+    finish_epoch,
+    n_steps,
+    sync_initialised_params,
     wrap_model,
 )
 from training.run import RunContext

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from data.formats import IMAGE_SUFFIXES
-from data.registry import dataset_info, model_datasets
+from data.registry import all_textures, dataset_info, model_datasets
 from utils.choices import PRECISIONS
 from utils.command import add_gpu_argument, arg_type, existing_folder, positive_int
 from utils.errors import ArgumentError
@@ -33,9 +33,8 @@ def _known_dataset(text: str) -> str:
 
 
 def _known_texture(text: str) -> str:
-    textures = dataset_info("DTDB").textures
-    if text.strip().lower() not in textures:
-        raise ValueError(f"unknown texture {text!r}; expected a DTDB texture: one of {', '.join(textures)}")
+    if text.strip().lower() not in all_textures():
+        raise ValueError(f"unknown texture {text!r}; expected a DTDB texture: one of {', '.join(all_textures())}")
     return text.strip().lower()
 
 
@@ -62,15 +61,16 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
              "with AVX-512 BF16/AMX) | fp16 (CUDA only)")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, datasets: str, ckpt_help: str,
+def add_model_arguments(parser: argparse.ArgumentParser, ckpt_help: str, datasets: str | None = None,
                         dataset_default: str | None = None, seq_help: str = "frames per generated video") -> None:
-    """``-dataset``, ``-gpu``, ``-precision``, ``-texture``, ``-ckpt_path`` and ``-seq_length``."""
+    """``-dataset``, ``-gpu``, ``-precision``, ``-texture``, ``-ckpt_path`` and ``-seq_length``; ``datasets`` (the
+    help text of ``-dataset``) defaults to every dataset with model folders."""
     parser.add_argument("-dataset", required=dataset_default is None, default=dataset_default, type=known_dataset,
-                        help=f"{datasets} (case-insensitive)")
+                        help=f"{datasets or ' | '.join(model_datasets())} (case-insensitive)")
     add_gpu_argument(parser)
     add_precision_argument(parser)
     parser.add_argument("-texture", default=None, type=known_texture,
-                        help="DTDB texture: fire | clouds | vegetation | waterfall")
+                        help=f"DTDB texture: {' | '.join(all_textures())}")
     parser.add_argument("-ckpt_path", "-chkpt", default=None, type=existing_folder, help=ckpt_help)
     parser.add_argument("-seq_length", type=positive_int, default=16, help=seq_help)
 

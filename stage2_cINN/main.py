@@ -1,4 +1,5 @@
-"""Train the cINN: ``python -m stage2_cINN.main -cf stage2_cINN/configs/<ds>_config.yaml -gpu 0 [Section.key=value ...]``.
+"""Train the cINN:
+``python -m stage2_cINN.main -cf stage2_cINN/configs/<ds>_config.yaml -gpu 0 [Section.key=value ...]``.
 
 The config's ``First_stage_model`` and ``Conditioning_Model`` point at the frozen stage-1 and AE folders.
 Multi-GPU with torchrun as for stage 1.

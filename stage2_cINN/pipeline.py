@@ -27,8 +27,15 @@ import torch.nn.functional as F
 from blocks.spectral_norm import freeze_spectral_norm
 from stage2_cINN.config import CINN_SCHEMA, CONFIG_FILE
 from stage2_cINN.loading import (
-    CINN_FILE, LAYOUT, MissingFilesError, embed_start_frame, load_cinn, load_conditioner, load_first_stage,
-    model_files, resolve,
+    CINN_FILE,
+    LAYOUT,
+    MissingFilesError,
+    embed_start_frame,
+    load_cinn,
+    load_conditioner,
+    load_first_stage,
+    model_files,
+    resolve,
 )
 from stage2_cINN.modules.control import endpoint_to_onehot
 from utils.config import load_config

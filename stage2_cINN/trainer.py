@@ -14,13 +14,24 @@ from stage2_cINN.modules import build_cinn
 from stage2_cINN.modules.control import endpoint_to_onehot
 from stage2_cINN.modules.nll import nll_loss
 from training.checkpoints import (
-    current_rng, load_checkpoint_set, restore_training_state, resume_counters, save_checkpoint_set, save_weights,
+    current_rng,
+    load_checkpoint_set,
+    restore_training_state,
+    resume_counters,
+    save_checkpoint_set,
+    save_weights,
     training_state,
 )
 from training.finite import FiniteMonitor
 from training.fvd import make_training_fvd
 from training.loop import (
-    MeanTracker, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params, wrap_model,
+    MeanTracker,
+    build_loaders,
+    epoch_iter,
+    finish_epoch,
+    n_steps,
+    sync_initialised_params,
+    wrap_model,
 )
 from training.run import RunContext
 from utils.checkpoint import check_finite

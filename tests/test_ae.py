@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from blocks.gan import hinge_d_loss
+from stage2_cINN.AE.config import AE_SCHEMA
 from stage2_cINN.AE.modules import AELoss, BigGANDecoder, DiagonalGaussian, ResnetEncoder, build_ae
 from stage2_cINN.AE.modules.biggan import ConditionalBatchNorm2d, SpectralNorm
 from stage2_cINN.AE.modules.losses import adaptive_disc_weight
-from blocks.gan import hinge_d_loss
-from stage2_cINN.AE.config import AE_SCHEMA
 from utils.config import load_config
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread

@@ -12,18 +12,19 @@ import socket
 import tempfile
 from pathlib import Path
 
-import app as app_mod  # first: app.py turns analytics off and the Hub offline before gradio is imported
 import numpy as np
 import pytest
 import torch
+
+import app as app_mod  # first: app.py turns analytics off and the Hub offline before gradio is imported
+from data.images import list_images, read_image
 from data.registry import dataset_info
+from data.videos import read_video
 from generate_samples import generate
 from stage2_cINN.loading import MissingFilesError
 from stage2_cINN.pipeline import load_model
 from tests.helpers import write_tiny_model
-from data.images import list_images, read_image
 from utils.media import frame_strip, to_uint8
-from data.videos import read_video
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

@@ -17,8 +17,8 @@ import torch
 from stage1_VAE.config import STAGE1_SCHEMA
 from stage2_cINN import arguments
 from tests.helpers import write_tiny_model
-from utils.config import ConfigError, load_config, validate_config, yaml_load
 from utils import command
+from utils.config import ConfigError, load_config, validate_config, yaml_load
 from utils.errors import ArgumentError, I2VError
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # small tensors: one intra-op thread
@@ -247,3 +247,11 @@ def test_grey_and_alpha_video_frames_read_as_rgb(tmp_path):
     assert video.shape == (2, 3, 8, 10)
     assert torch.allclose(video[0], torch.full_like(video[0], 200 / 127.5 - 1))
     assert torch.allclose(video[1], torch.full_like(video[1], 100 / 127.5 - 1))
+
+
+def test_run_applies_the_allocator_tuning_where_entry_points_start(monkeypatch):
+    """The CPU allocator tuning is applied by the start of every entry point, not hidden in ``get_device``."""
+    calls = []
+    monkeypatch.setattr(command, "tune_cpu_allocator", lambda: calls.append(1) or True)
+    command.run(lambda argv: None, [])
+    assert calls == [1]

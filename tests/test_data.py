@@ -22,8 +22,16 @@ from data.iPER import extract_iPER
 from data.landscape import rename_images
 from data.synthetic import main as synthetic_main
 from data.synthetic import write_bair_tfrecord, write_synthetic_dataset
-from data.tfrecord import (TFRecordError, _update_bytes, crc32c, decode_example, encode_example, iter_records,
-                           read_examples, write_examples)
+from data.tfrecord import (
+    TFRecordError,
+    _update_bytes,
+    crc32c,
+    decode_example,
+    encode_example,
+    iter_records,
+    read_examples,
+    write_examples,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny tensors: one intra-op thread
 

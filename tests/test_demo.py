@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from data.images import list_images, read_images
 from data.registry import dataset_info
 from stage2_cINN.pipeline import load_model
-from data.images import list_images, read_images
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -285,7 +285,10 @@ def test_compare_identical_and_noised_folders(video_folders, random_vgg, tmp_pat
 
 def test_compare_errors(video_folders, tmp_path, capsys):
     root = video_folders
-    run = lambda real, fake, *flags: compare.main(["--real", str(real), "--fake", str(fake), "--gpu", "-1", *flags])
+
+    def run(real, fake, *flags):
+        return compare.main(["--real", str(real), "--fake", str(fake), "--gpu", "-1", *flags])
+
     with pytest.raises(SystemExit) as info:  # the parser checks the folders
         run(tmp_path / "absent", root / "same", "--fvd")
     assert info.value.code == 2 and "argument --real: folder not found" in capsys.readouterr().err
@@ -419,7 +422,8 @@ def scale_setup(tiny_setup, tmp_path_factory):
     base = ["-gpu", "-1", "-dataset", "bair", "-data_path", str(root / "bair"), "-ckpt_path", str(tiny_setup["model"]),
             "-workers", "0", "-bs", "2", "-seq_length", str(SCALE_FRAMES), "-protocol", "all",
             "-weights_dir", str(weights_dir)]
-    real, fake = (root / "bair" / split / name for split, name in (("test", "traj_0_to_255"), ("eval", "traj_256_to_511")))
+    real, fake = (root / "bair" / split / name
+                  for split, name in (("test", "traj_0_to_255"), ("eval", "traj_256_to_511")))
 
     def runs(tag: str) -> dict[str, list[str]]:
         out = root / tag
@@ -472,7 +476,8 @@ def _run_ranks(argv: list[str], logs: Path, timeout: float, stop_rank_1: bool = 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2",
+           "OMP_NUM_THREADS": "1"}
     logs.mkdir(parents=True, exist_ok=True)
     files = [(logs / f"rank{r}.out", logs / f"rank{r}.err") for r in (0, 1)]
     procs = [subprocess.Popen([sys.executable, *argv], cwd=ROOT, stdout=out.open("w"), stderr=err.open("w"),
@@ -542,7 +547,8 @@ def test_cached_real_stats_and_trials(one_process, scale_setup, backbones):
             np.std(values, ddof=1))
     assert result["seeds"]["trials"] == [[249, 0], [249, 1]] and "SeedSequence" in result["seeds"]["per_video"]
     fvd = result["weights"]["FVD"]
-    assert fvd["network"] == "kinetics_i3d" and fvd["sha256"] == file_sha256(scale_setup["weights"] / "PI3D/model_rgb.pth")
+    assert fvd["network"] == "kinetics_i3d"
+    assert fvd["sha256"] == file_sha256(scale_setup["weights"] / "PI3D/model_rgb.pth")
     assert result["counts"]["FVD"] == {"unit": "videos", "real": 3, "fake": 3, "real_available": 3,
                                        "fake_available": 3, "frames_per_video": SCALE_FRAMES}
     same = compare.main(runs["compare"] + ["--real-stats", str(one_process["stats"] / "c.npz")], backbones=backbones)

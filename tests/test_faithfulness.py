@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from data.synthetic import write_synthetic_dataset
 from blocks.lpips import PinnedDropout, make_lpips
+from data.synthetic import write_synthetic_dataset
 from tests.helpers import tiny_ae_config, tiny_stage1_config
 from training.run import start_run_from_config
 

@@ -125,7 +125,8 @@ def _check_sampling(fx: dict, nets: dict, flow) -> None:
     inp = fx["inputs"]
     with torch.no_grad():
         video = nets["decoder"](inp["x0"], flow.reverse(inp["residual"], inp["embedding"]))
-    _assert_close(video, _output(fx, "decoder(x0,cinn.reverse(residual,emb))"), "decoder(x0,cinn.reverse(residual,emb))")
+    name = "decoder(x0,cinn.reverse(residual,emb))"
+    _assert_close(video, _output(fx, name), name)
 
 
 @pytest.mark.parametrize("path", _PARAMS)

@@ -7,12 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stage1_VAE.modules.decoder import LRELU_SLOPE, Generator
-from stage1_VAE.modules.time_conv import TimeRepeatConv3d, repeated_time_conv3d, single_frame_conv3d
 from blocks.spectral_norm import freeze_spectral_norm
+from stage1_VAE.modules.decoder import LRELU_SLOPE, Generator
+from stage1_VAE.modules.resnet3d import maybe_sn
+from stage1_VAE.modules.time_conv import TimeRepeatConv3d, repeated_time_conv3d, single_frame_conv3d
 from utils.compile import maybe_compile
 from utils.memory_format import set_channels_last
-from stage1_VAE.modules.resnet3d import maybe_sn
 
 
 @pytest.mark.parametrize("frames,repeat,bias", [(1, 2, True), (3, 2, True), (4, 2, False), (2, 3, True), (1, 3, False)])
@@ -57,7 +57,7 @@ def test_time_repeat_conv_module_paths_and_tap_cache():
 
 
 def _plain_forward(gen: Generator, x0: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """The generator as the spec writes it: upsample, SPADE, conv, AdaIN, conv, shortcut (no fast paths).
+    """The generator as the original writes it: upsample, SPADE, conv, AdaIN, conv, shortcut (no fast paths).
     Reads ``conv.weight`` as set by the spectral-norm hooks (call under :func:`freeze_spectral_norm`)."""
     def conv(m, h):
         return F.conv3d(h, m.weight, m.bias, padding=m.padding)
@@ -187,7 +187,7 @@ def test_sample_many_equals_repeated_sample(pipe):
 
 def test_fast_generator_does_fewer_convolution_flops_than_the_plain_forward():
     """The temporal-repeat and one-frame paths remove work, not only time: the BAIR-shaped generator at width
-    8 needs 16 % fewer FLOPs than the spec-literal forward (``torch.utils.flop_counter``; deterministic; 20 %
+    8 needs 16 % fewer FLOPs than the literal forward (``torch.utils.flop_counter``; deterministic; 20 %
     at the real width 64, where the fixed-size SPADE convolutions weigh less)."""
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -109,8 +109,8 @@ def test_bf16_weight_gradient_of_a_two_frame_conv3d_is_right():
 
 
 def test_fp16_training_on_the_cpu_is_a_config_error_before_the_run_folder(tmp_path):
-    from utils.config import ConfigError
     from training.run import start_run_from_config
+    from utils.config import ConfigError
 
     (tmp_path / "data").mkdir()
     cfg = tiny_stage1_config(amp="fp16", save_path=str(tmp_path / "runs"))
@@ -168,7 +168,8 @@ def test_r1_double_backward_under_bf16_adds_no_error_of_its_own():
                 logits = d(x)[0]
                 loss = r1_penalty(logits, x) if kind == "r1" else logits.mean()
             loss.backward()
-            out[amp, kind] = (float(loss.detach()), torch.cat([p.grad.flatten() for p in d.parameters() if p.grad is not None]))
+            grads = torch.cat([p.grad.flatten() for p in d.parameters() if p.grad is not None])
+            out[amp, kind] = (float(loss.detach()), grads)
     assert out["bf16", "r1"][0] > 0 and abs(out["bf16", "r1"][0] / out["none", "r1"][0] - 1) < 0.1
     assert torch.isfinite(out["bf16", "r1"][1]).all()
     err = {k: float((out["bf16", k][1] - out["none", k][1]).norm() / out["none", k][1].norm()) for k in ("r1", "plain")}

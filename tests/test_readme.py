@@ -3,10 +3,10 @@ recipe gives every stage training steps, and the package metadata (pyproject.tom
 from __future__ import annotations
 
 import shlex
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 import torch
 
 from tests.smoke_recipe import recipe, substitute

@@ -22,13 +22,18 @@ import torch
 
 from data.synthetic import write_synthetic_dataset
 from tests.helpers import ROOT, tiny_cinn_config, tiny_stage1_config, write_tiny_model
-from utils.config import ConfigError
-from utils.errors import (
-    CheckpointError, CheckpointMismatchError, CheckpointWriteError, NonFiniteLossError, NonFiniteWeightsError,
-    RunFolderError, UnsafeCheckpointError,
-)
 from training.logger import RunLogger
 from training.run import start_run_from_config
+from utils.config import ConfigError
+from utils.errors import (
+    CheckpointError,
+    CheckpointMismatchError,
+    CheckpointWriteError,
+    NonFiniteLossError,
+    NonFiniteWeightsError,
+    RunFolderError,
+    UnsafeCheckpointError,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 PARTS = ("GEN", "ENC", "DISC_t", "DISC_s")

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from stage1_VAE.modules import PatchDiscriminator, TemporalDiscriminator
-from stage1_VAE.modules.losses import Stage1Indices, Stage1Loss, feature_matching, kl_divergence, r1_penalty
 from blocks.gan import hinge_d_loss
 from blocks.lpips import make_lpips
+from stage1_VAE.modules import PatchDiscriminator, TemporalDiscriminator
+from stage1_VAE.modules.losses import Stage1Indices, Stage1Loss, feature_matching, kl_divergence, r1_penalty
 
 VGG16_FILE = "vgg16-397923af.pth"
 WEIGHTS = dict(w_recon=10.0, w_percep=30.0, w_kl=1e-2, w_coup_t=2.0, w_fmap_t=10.0, w_GP=10.0, w_coup_s=5.0)

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from data.synthetic import write_synthetic_dataset
-from tests.helpers import tiny_stage1_config
 from stage1_VAE.config import STAGE1_SCHEMA
-from utils.config import ConfigError, load_config
+from tests.helpers import tiny_stage1_config
 from training.run import start_run_from_config
+from utils.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,6 +45,21 @@ def test_overfit_one_clip_reconstruction_falls(bair_root, tmp_path):
     seq = trainer.eval_loader.dataset[0]["seq"].unsqueeze(0)  # one fixed clip
     losses = [float(trainer.train_step(seq, epoch=0)["gen/recon_l1"]) for _ in range(25)]
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_warm_up_logs_the_discriminator_and_gan_terms_without_updating(bair_root, tmp_path):
+    """Before ``Training.pretrain`` the original computes and logs the discriminators' losses and the generator's
+    GAN terms every step; the discriminators are not updated."""
+    trainer = _trainer(_config(bair_root, tmp_path, pretrain=1))
+    seq = trainer.eval_loader.dataset[0]["seq"].unsqueeze(0)
+    before = {k: v.clone() for k, v in trainer.disc_t.state_dict().items() if not k.endswith(("_u", "_v"))}
+    logs = trainer.train_step(seq, epoch=0)
+    logged = {"disc_t/loss", "disc_t/r1", "disc_s/loss", "disc/total", "gen/gan_s", "gen/gan_t", "gen/fmap_t"}
+    assert logged <= set(logs)
+    assert all(torch.isfinite(v) for v in logs.values())
+    after = trainer.disc_t.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # only the spectral-norm vectors move
+    assert all(p.grad is None for p in trainer.disc_t.parameters())
 
 
 def test_resume_equals_uninterrupted(bair_root, tmp_path):
@@ -132,9 +147,9 @@ def test_ddp_two_cpu_processes_hold_identical_weights(bair_root, tmp_path):
            str(_free_port()), str(script), str(ROOT), bair_root["data_path"], str(tmp_path / "runs")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    line = [l for l in res.stdout.splitlines() if l.startswith("MAXDIFF")][0]
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("MAXDIFF")][0]
     assert float(line.split()[1]) == 0.0
-    moved = [l for l in res.stdout.splitlines() if l.startswith("MOVED")][0]
+    moved = [ln for ln in res.stdout.splitlines() if ln.startswith("MOVED")][0]
     assert float(moved.split()[1]) > 0  # a real update happened (from different data on each rank)
 
 

@@ -1,7 +1,6 @@
 """Training loops of the conditioning AE and the cINN on tiny models and synthetic data."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 
@@ -170,7 +169,7 @@ def test_cinn_ddp_two_cpu_processes(frozen, tmp_path):
            str(tmp_path / "runs")]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    line = [l for l in res.stdout.splitlines() if l.startswith("MAXDIFF")][0].split()
+    line = [ln for ln in res.stdout.splitlines() if ln.startswith("MAXDIFF")][0].split()
     assert float(line[1]) == 0.0 and float(line[3]) > 0  # identical on both ranks, and actually updated
 
 
@@ -186,3 +185,25 @@ def test_ae_training_step_decodes_the_posterior_mode(bair, tmp_path, monkeypatch
     monkeypatch.setattr(DiagonalGaussian, "sample", no_sample)
     logs = trainer.train_step(trainer._frames(next(iter(trainer.train_loader))), epoch=0)
     assert torch.isfinite(logs["train/total_loss"])
+    # warm-up (epoch < pretrain): the adaptive GAN weight is computed and logged, as the original logs it
+    assert logs["train/disc_factor"] == 0 and logs["train/d_weight"] > 0
+
+
+def test_cinn_sample_fvd_uses_the_stage1_runs_fvd_kind(bair, frozen, tmp_path, monkeypatch, caplog):
+    """The cINN's per-epoch FVD of prior samples uses the I3D of the stage-1 run's ``Training.FVD`` (the cINN
+    config has no such key: reading it there was a KeyError); without weights it is off, with a warning."""
+    import shutil
+
+    import yaml
+
+    from metrics import weights
+
+    root = shutil.copytree(frozen["dirs"]["stage1"].parent, tmp_path / "model")
+    cfg1 = yaml.safe_load((root / "stage1" / "config_stage1.yaml").read_text())
+    cfg1["Training"]["FVD"] = "FVD"  # the stage-1 run logged the (P)FVD of the Kinetics I3D
+    (root / "stage1" / "config_stage1.yaml").write_text(yaml.safe_dump(cfg1))
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "no_models")
+    with caplog.at_level("WARNING"):
+        trainer = _cinn(bair, {"dirs": {"stage1": root / "stage1", "ae": root / "stage2_AE"}}, tmp_path / "run",
+                        n_epochs=1, fvd_samples=True)
+    assert trainer.fvd is None and "per-epoch FVD disabled" in caplog.text and "model_rgb.pth" in caplog.text

@@ -9,10 +9,10 @@ import yaml
 from stage1_VAE.config import STAGE1_SCHEMA
 from stage2_cINN.AE.config import AE_SCHEMA
 from stage2_cINN.config import CINN_SCHEMA
-from utils.checkpoint import atomic_save, load_checkpoint, find_checkpoint
+from training.logger import CSVLogger, resolve_wandb_mode
+from utils.checkpoint import atomic_save, find_checkpoint, load_checkpoint
 from utils.config import ConfigError, apply_overrides, load_config, save_config, validate_config
 from utils.device import get_device
-from training.logger import CSVLogger, resolve_wandb_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {

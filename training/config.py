@@ -10,8 +10,19 @@ from typing import Mapping, Sequence
 
 from utils.command import add_gpu_argument, existing_file, parser
 from utils.config import (
-    PLACEHOLDER, ConfigError, Key, NonNegFloat, NonNegInt, PosFloat, PosInt, Text, WandbMode, load_config, opt,
-    placeholders, req,
+    PLACEHOLDER,
+    ConfigError,
+    Key,
+    NonNegFloat,
+    NonNegInt,
+    PosFloat,
+    PosInt,
+    Text,
+    WandbMode,
+    load_config,
+    opt,
+    placeholders,
+    req,
 )
 from utils.errors import MissingFileError
 
@@ -69,7 +80,8 @@ def check_ready(config: dict) -> dict:
     return config
 
 
-def training_config(argv: Sequence[str] | None, description: str | None, schema: Mapping) -> tuple[dict, list[int] | None]:
+def training_config(argv: Sequence[str] | None, description: str | None,
+                    schema: Mapping) -> tuple[dict, list[int] | None]:
     """The trainers' command line: ``(config, -gpu ids)`` with the config read, type-checked against ``schema``,
     overridden by ``Section.key=value`` arguments and checked by :func:`check_ready`."""
     p = parser(description)

@@ -23,7 +23,6 @@ from utils.allocator import tune_cpu_allocator
 from utils.errors import I2VError
 from utils.logsetup import setup_logging
 
-
 # ----------------------------------------------------------------------------- the start of an entry point
 
 def error_message(exc: BaseException) -> str:

@@ -263,7 +263,8 @@ def apply_overrides(config: dict, overrides: Iterable[str], path: str | Path | N
         dotted, value = item.split("=", 1)
         keys = dotted.strip().split(".")
         if len(keys) < 2:
-            hint = "".join(f"; did you mean '{s}.{keys[0]}={value}'?" for s in _sections_with(keys[0], config, schema)[:1])
+            hint = "".join(f"; did you mean '{s}.{keys[0]}={value}'?"
+                           for s in _sections_with(keys[0], config, schema)[:1])
             raise ConfigError(f"{_where(path)}: override '{item}' names no section: write Section.key=value{hint}")
         node, known = config, schema
         for k in keys[:-1]:

@@ -20,8 +20,8 @@ from typing import Optional
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils import command  # noqa: E402
 from data.prep_utils import add_extraction_args, extract_job, find_inputs, run_jobs  # noqa: E402
+from utils import command  # noqa: E402
 
 SPLIT_FOLDERS = {"train": "train", "test": "eval", "val": "eval", "eval": "eval"}
 

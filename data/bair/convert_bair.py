@@ -23,10 +23,10 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils import command  # noqa: E402
 from data.frame_io import FrameReadError, write_frame, write_positions  # noqa: E402
 from data.prep_utils import find_inputs, run_jobs  # noqa: E402
 from data.tfrecord import read_examples  # noqa: E402
+from utils import command  # noqa: E402
 
 SPLIT_OF_RECORD = {"traj_0_to_255": "test", "traj_256_to_511": "eval"}
 IMAGE_KEY = "{i}/image_aux1/encoded"

@@ -15,15 +15,16 @@ from typing import Optional
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils import command  # noqa: E402
 from data.prep_utils import add_extraction_args, extract_job, find_inputs, run_jobs  # noqa: E402
+from utils import command  # noqa: E402
 
 VIDEO_NAME = re.compile(r"^\d+_\d+_\d+$")
 
 
 def main(argv: Optional[list[str]] = None) -> None:
     parser = command.parser(__doc__)
-    parser.add_argument("--raw_dir", required=True, type=command.existing_folder, help="folder with the iPER *.mp4 videos")
+    parser.add_argument("--raw_dir", required=True, type=command.existing_folder,
+                        help="folder with the iPER *.mp4 videos")
     parser.add_argument("--processed_dir", required=True, type=Path, help="where <a>_<b>_<c>/frame_<k>.png go")
     add_extraction_args(parser)
     args = parser.parse_args(argv)

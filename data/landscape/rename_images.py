@@ -19,8 +19,8 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils import command  # noqa: E402
 from data.formats import IMAGE_EXTENSIONS  # noqa: E402
+from utils import command  # noqa: E402
 
 TEMP_NAME = re.compile(r"^\.rename_tmp_(\d+)\.")
 

@@ -11,7 +11,7 @@ held-out reconstruction / diversity figures, with the project's metrics.
   motion figures of the real clips for reference; and each goal with its target and whether it is met;
 - stage-1 reconstruction of every 17-frame window of the held-out clips (posterior mean): L1 and LPIPS;
 - diversity of the held-out samples: mean L1 and LPIPS between pairs of realisations (LPIPS over the first
-  ``--n_lpips`` realisations, as before), and the VGG feature diversity of SPEC 6.
+  ``--n_lpips`` realisations, as before), and the VGG feature diversity of the paper's protocol (``eval_diversity.py``).
 LPIPS and VGG use a RANDOMLY INITIALISED VGG16 when the ImageNet weights are absent (as here): such values
 are only comparable with each other, not with published LPIPS numbers.
 """
@@ -35,8 +35,8 @@ from metrics.lpips_metric import load_lpips, load_vgg16_features, lpips_per_vide
 from stage1_VAE.config import STAGE1_SCHEMA
 from stage2_cINN.arguments import add_precision_argument
 from stage2_cINN.pipeline import load_model
-from utils.config import validate_config
 from utils.command import existing_folder, int_at_least, parser, run
+from utils.config import validate_config
 from utils.distributed import seed_everything
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,4 +1,5 @@
-"""Stage-1 networks (SPEC section 1) and :func:`build_stage1`, which builds them from a parsed stage-1 config."""
+"""Stage-1 networks (the original's stage1_VAE/modules: decoder.py, resnet3D.py, patch_disc.py) and
+:func:`build_stage1`, which builds them from a parsed stage-1 config."""
 from __future__ import annotations
 
 import logging
@@ -68,7 +69,8 @@ def check_stage1_shapes(config: Mapping) -> None:
         )
     problems = [p for p in problems if p]
     if problems:
-        raise ConfigError(f"{config.get('_path') or 'stage-1 config'}: inconsistent stage-1 config: " + "; ".join(problems))
+        raise ConfigError(f"{config.get('_path') or 'stage-1 config'}: inconsistent stage-1 config: "
+                          + "; ".join(problems))
 
 
 def build_stage1(config: Mapping) -> dict[str, nn.Module]:

@@ -1,4 +1,5 @@
-"""Stage-1 generator ``p(x_{1:16} | x0, z)``: a 3D SPADE + AdaIN generator (SPEC 1.2).
+"""Stage-1 generator ``p(x_{1:16} | x0, z)``: a 3D SPADE + AdaIN generator (the original's
+stage1_VAE/modules/decoder.py, ``Generator``).
 
 The start frame ``x0`` enters every block through SPADE. Its modulation maps ``(gamma, beta)`` do not depend
 on ``z`` or on time, so they are computed once per block as 2D maps ``(B, C, H, W)`` and broadcast over
@@ -141,7 +142,8 @@ class Generator(nn.Module):
     ) -> None:
         super().__init__()
         if len(upsample_s) != 2 or len(upsample_t) != 2:
-            raise ConfigError(f"Decoder.upsample_s/upsample_t need 2 entries, got {list(upsample_s)}, {list(upsample_t)}")
+            raise ConfigError(f"Decoder.upsample_s/upsample_t need 2 entries, got {list(upsample_s)}, "
+                              f"{list(upsample_t)}")
         nf = channel_factor
         self.z_dim = z_dim
         self.nf = nf

@@ -1,4 +1,5 @@
-"""Stage-1 video encoder ``q(z | x_{1:16})``: a 3D ResNet with Gaussian heads (SPEC 1.1)."""
+"""Stage-1 video encoder ``q(z | x_{1:16})``: a 3D ResNet with Gaussian heads (the original's
+stage1_VAE/modules/resnet3D.py, ``Encoder``)."""
 from __future__ import annotations
 
 import logging

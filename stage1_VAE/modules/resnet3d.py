@@ -1,4 +1,5 @@
-"""3D-ResNet trunk shared by the stage-1 encoder and the temporal discriminator (SPEC 1.1, 1.3).
+"""3D-ResNet trunk shared by the stage-1 encoder and the temporal discriminator (the original's
+stage1_VAE/modules/resnet3D.py).
 
 State-dict layout (as the reference): ``conv1``, ``norm1`` (stem), ``layer.{stage}.{block}.{conv1,bn1,conv2,
 bn2[,conv3,bn3],downsample.{0,1}}``. Every norm is GroupNorm with 16 groups. The encoder and the

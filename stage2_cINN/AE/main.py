@@ -1,4 +1,5 @@
-"""Train the conditioning AE: ``python -m stage2_cINN.AE.main -cf stage2_cINN/AE/configs/<ds>_config.yaml -gpu 0 [Section.key=value ...]``.
+"""Train the conditioning AE:
+``python -m stage2_cINN.AE.main -cf stage2_cINN/AE/configs/<ds>_config.yaml -gpu 0 [Section.key=value ...]``.
 """
 from __future__ import annotations
 

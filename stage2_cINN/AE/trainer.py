@@ -12,12 +12,24 @@ from blocks.lpips import make_lpips
 from stage2_cINN.AE.config import CONFIG_FILE
 from stage2_cINN.AE.modules import AELoss, build_ae
 from training.checkpoints import (
-    bookkeeping, current_rng, load_checkpoint_set, restore_states, restore_training_state, resume_counters,
-    save_checkpoint_set, save_weights,
+    bookkeeping,
+    current_rng,
+    load_checkpoint_set,
+    restore_states,
+    restore_training_state,
+    resume_counters,
+    save_checkpoint_set,
+    save_weights,
 )
 from training.finite import FiniteMonitor
 from training.loop import (
-    MeanTracker, average_gradients, build_loaders, epoch_iter, finish_epoch, n_steps, sync_initialised_params,
+    MeanTracker,
+    average_gradients,
+    build_loaders,
+    epoch_iter,
+    finish_epoch,
+    n_steps,
+    sync_initialised_params,
     wrap_model,
 )
 from training.run import RunContext

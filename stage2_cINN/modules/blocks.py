@@ -1,4 +1,5 @@
-"""Invertible building blocks of the conditional INN (SPEC section 3).
+"""Invertible building blocks of the conditional INN (the original's stage2_cINN/modules/flow_blocks.py and
+modules.py).
 
 Every piece derives from :class:`InvertibleModule` and shares one interface (FrEIA style)::
 

@@ -1,4 +1,5 @@
-"""BAIR end-effector control code (SPEC section 3, "Control"): 3-d position -> 30-d one-hot."""
+"""BAIR end-effector control code (the original's stage2_cINN/modules/INN.py, ``embed_pos``, with the
+normalisation of data/dataloader_bair_endpoint.py): 3-d position -> 30-d one-hot."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
-"""The conditional INN ``z <-> eps | x0`` (SPEC section 3) and its construction from a stage-2 config.
+"""The conditional INN ``z <-> eps | x0`` (the original's stage2_cINN/modules/flow_blocks.py,
+``ConditionalFlow``) and its construction from a stage-2 config.
 
 State-dict keys equal the reference's (``sub_layers.<i>.norm_layer|coupling|shuffle...``), so a released
 ``cINN.pth`` (``{'state_dict': flow.state_dict()}``) loads with a plain ``load_state_dict``.

@@ -1,4 +1,5 @@
-"""BigGAN-style decoder of the stage-2 conditioning autoencoder (SPEC section 2).
+"""BigGAN-style decoder of the stage-2 conditioning autoencoder (the original's
+stage2_cINN/AE/modules/generator.py).
 
 The layout follows the TF-Hub BigGAN port that the reference builds on, so that released
 ``Encoder_stage2``/decoder state dicts load with plain ``load_state_dict``:

@@ -1,4 +1,5 @@
-"""ResNet encoder of the stage-2 conditioning autoencoder and its diagonal Gaussian posterior (SPEC section 2).
+"""ResNet encoder of the stage-2 conditioning autoencoder and its diagonal Gaussian posterior (the
+original's stage2_cINN/AE/modules/AE.py, ``ResnetEncoder``, and distributions.py).
 
 A torchvision ResNet (no pretrained weights) whose ``fc`` is replaced by a Conv2d applied to the
 ``(B, C, 1, 1)`` output of the adaptive average pool (kernel = that spatial size, i.e. 1), stored as
