@@ -7,16 +7,16 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from data.registry import dataset_info
+from data.registry import get_layout
 from utils.config import Described, Key, NonNegFloat, NonNegInt, PosInt, Probability, Text, opt, req
 
 
-def _known_dataset(name: str) -> str:
-    dataset_info(name)  # ValueError listing the known names
+def _dataset_with_data(name: str) -> str:
+    get_layout(name)  # ValueError listing the known names (and for a name without data of its own)
     return name
 
 
-DatasetName = Annotated[Text, AfterValidator(_known_dataset), Described("a known dataset name")]
+DatasetName = Annotated[Text, AfterValidator(_dataset_with_data), Described("a known dataset name")]
 
 AUGMENTATION_SCHEMA: dict = {
     "brightness": Key(NonNegFloat, 0.0), "contrast": Key(NonNegFloat, 0.0), "saturation": Key(NonNegFloat, 0.0),

@@ -198,9 +198,12 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def get_layout(name: str) -> Layout:
     """The on-disk layout of a dataset (``Data.dataset``); a dataset without data of its own is an error."""
-    info = dataset_info(name)
+    with_data = ", ".join(n for n, i in DATASETS.items() if i.layout is not None)
+    try:
+        info = dataset_info(name)
+    except ValueError:
+        raise ValueError(f"unknown dataset '{name}'; choose one of {with_data} (case-insensitive)") from None
     if info.layout is None:
-        with_data = ", ".join(n for n, i in DATASETS.items() if i.layout is not None)
         raise ValueError(f"dataset '{name}' has no data layout; Data.dataset must be one of {with_data}")
     return info.layout
 
