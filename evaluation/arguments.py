@@ -7,7 +7,7 @@ from typing import Sequence
 
 from data.registry import dataset_info, protocol_datasets
 from evaluation.backbones import I3D_KINDS
-from metrics.protocol import PROTOCOLS, dtfvd_frames
+from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_TRIALS, default_trials, dtfvd_frames
 from stage2_cINN.arguments import add_model_arguments, canonical_dataset
 from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
 from utils.errors import ArgumentError
@@ -16,16 +16,19 @@ DEFAULT_DIST_TIMEOUT = 1800.0
 
 
 def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str = "paper", trials: bool = True,
-                        real_stats: bool = True) -> None:
-    """Protocol, trials, weights folder, real-statistics cache, part files and the torchrun timeout (every
-    evaluation entry point; each flag also in the other dash style)."""
+                        real_stats: bool = True, protocols: Sequence[str] = COUNTING_PROTOCOLS) -> None:
+    """Protocol (one of ``protocols``), trials, weights folder, real-statistics cache, part files and the torchrun
+    timeout (every evaluation entry point; each flag also in the other dash style)."""
     add = parser.add_argument
-    add("-protocol", "--protocol", choices=PROTOCOLS, default=default_protocol,
-        help=f"paper: count videos and frames as the original code did; all: every video and frame "
+    fitvid = (f"; {FITVID}: the FVD protocol of later BAIR papers, the start frame + 15 generated frames, every "
+              f"video, {FITVID_TRIALS} trials" if FITVID in protocols else "")
+    add("-protocol", "--protocol", choices=tuple(protocols), default=default_protocol,
+        help=f"paper: count videos and frames as the original code did; all: every video and frame{fitvid} "
              f"(default: {default_protocol}; see README: Evaluation)")
     if trials:
-        add("-n_trials", "--n_trials", type=positive_int, default=1,
-            help="independent sets of samples; the result is their mean and standard deviation")
+        add("-n_trials", "--n_trials", type=positive_int, default=None,
+            help="independent sets of samples; the result is their mean and standard deviation (default: 1"
+                 + (f"; {FITVID_TRIALS} under -protocol {FITVID})" if FITVID in protocols else ")"))
     add("-weights_dir", "--weights_dir", type=existing_folder, default=None,
         help="folder of metric weights laid out like models/ (PI3D/model_rgb.pth, DTI3D/length16/I3D_16.pth.tar, "
              "... and the Inception / VGG16 files under their released names)")
@@ -40,8 +43,10 @@ def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str =
         help="torchrun: seconds a rank waits for the others before it stops with an error")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True) -> None:
-    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags)."""
+def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True,
+                         protocols: Sequence[str] = COUNTING_PROTOCOLS) -> None:
+    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags;
+    ``protocols``: the choices of ``-protocol``)."""
     add_model_arguments(parser, "model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)",
                         " | ".join(protocol_datasets()), seq_help="frames generated per video")
     parser.add_argument("-data_path", required=True, type=existing_folder,
@@ -55,7 +60,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
                              "(models/PI3D/i3d_torchscript.pt)")
     parser.add_argument("-workers", type=non_negative_int, default=4, help="data loading processes")
     parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
-    add_scale_arguments(parser, real_stats=real_stats)
+    add_scale_arguments(parser, real_stats=real_stats, protocols=protocols)
 
 
 def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -84,6 +89,8 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     if not metrics:
         raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
     check_scale_args(args)
+    if getattr(args, "n_trials", 0) is None:
+        args.n_trials = default_trials(args.protocol)
     return dataset, metrics
 
 
