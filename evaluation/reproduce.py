@@ -28,7 +28,7 @@ from evaluation.synthesis import evaluate_synthesis
 from metrics.protocol import COUNTING_PROTOCOLS, FITVID, PROTOCOLS, dtfvd_network_frames
 from metrics.scoring import DIVERSITY_METRICS, SYNTHESIS_METRICS
 from utils.command import int_at_least
-from utils.errors import MissingFileError
+from utils.errors import I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,15 @@ def reproduce(args: argparse.Namespace, backbones: Backbones | None = None) -> d
     dt_frames = dtfvd_network_frames("paper", SEQ_LENGTH, SEQ_LENGTH)
     backbones = load_backbones_or_exit(args.metrics, device, i3d=args.i3d, dtfvd_frames=dt_frames,
                                        provided=backbones, weights_dir=args.weights_dir)
-    results = [(item, run_item(item, args, backbones)) for item in ready]
+    results = []
+    for item in ready:
+        try:
+            results.append((item, run_item(item, args, backbones)))
+        except I2VError as exc:  # e.g. an unreadable clip: the other datasets still get their tables
+            logger.error("reproduce_paper: %s failed: %s", item.label, exc)
+            item.missing.append(f"failed: {exc}")
+    if not results:
+        raise I2VError("every evaluation failed (the errors are above)")
     if not info.is_main:
         return None
     return write_report(args, results, [i for i in items if i.missing], device, info.world_size)

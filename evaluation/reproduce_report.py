@@ -182,8 +182,8 @@ def markdown(report: Mapping[str, Any]) -> str:
              "Paper numbers and their sources: `evaluation/paper_numbers.py`.", ""]
     for record in report["datasets"]:
         parts += [table_text(record), ""]
-    parts += [f"![paper vs measured]({report['figure']})", "", "## Skipped", "", skipped_text(report["skipped"]), "",
-              "## What the numbers depend on", "",
+    parts += [f"![paper vs measured]({report['figure']})", "", "## Skipped or failed", "",
+              skipped_text(report["skipped"]), "", "## What the numbers depend on", "",
               f"torch {env['torch']} (CUDA {env['cuda']}), device {env['device']} ({env['device_name']}), "
               f"{env['world_size']} rank(s), Python {env['python']}, numpy {env['numpy']}; the FVD network "
               f"`-i3d {report['settings']['i3d']}` (hassony2 and the TF-Hub weights of `-i3d torchscript` give "
@@ -233,6 +233,6 @@ def write_report(args: argparse.Namespace, results: Sequence[tuple[Item, Mapping
     atomic_write_text(markdown(report), out / f"{REPORT_NAME}.md")
     print("\n\n".join(table_text(r) for r in report["datasets"]))
     if skipped:
-        print("\nskipped:\n" + skipped_text(report["skipped"]))
+        print("\nskipped or failed:\n" + skipped_text(report["skipped"]))
     print(f"\nreport written to {out / REPORT_NAME}.md, .json and .png")
     return report

@@ -146,7 +146,7 @@ def test_reproduce_end_to_end(setup, capsys):
     written = json.loads((folder / "reproduce_paper.json").read_text())
     assert written["datasets"][0]["rows"] == bair["rows"]
     markdown = (folder / "reproduce_paper.md").read_text()
-    assert fvd_line in markdown and "SHA-256" in markdown and "## Skipped" in markdown
+    assert fvd_line in markdown and "SHA-256" in markdown and "## Skipped or failed" in markdown
     assert (folder / "reproduce_paper.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (folder / "runs" / "bair_fitvid.json").is_file()
 
@@ -192,3 +192,26 @@ def test_fitvid_protocol_takes_the_start_frame_and_15_generated_frames_for_every
     assert protocol.default_trials("fitvid") == 100 and protocol.default_trials("paper") == 1
     with pytest.raises(protocol.ProtocolError, match="-seq_length must be 16"):
         protocol.check_fitvid_length("fitvid", 10)
+
+
+def test_command_line_checks(tmp_path):
+    import eval_diversity
+    import eval_synthesis_quality
+    from evaluation.synthesis import check_args
+
+    for argv in (["-data_root", str(tmp_path / "absent")], ["-data_root", str(tmp_path), "-datasets", "kitti"],
+                 ["-data_root", str(tmp_path), "-metrics", "PSNR"], ["-data_root", str(tmp_path), "-n_trials", "0"]):
+        with pytest.raises(SystemExit) as info:
+            reproduce_paper.parse_args(argv)
+        assert info.value.code == 2
+    args = reproduce_paper.parse_args(["-data_root", str(tmp_path), "-datasets", "dtdb", "sky", "-metrics", "lpips"])
+    assert args.datasets == ["landscape", "DTDB"] and args.metrics == ["LPIPS"]  # the registry's order
+    base = ["-dataset", "bair", "-data_path", str(tmp_path), "-protocol", "fitvid"]
+    args = eval_synthesis_quality.parse_args(base)
+    check_args(args)
+    assert args.n_trials == 100  # the fitvid protocol's trial count unless -n_trials says otherwise
+    assert eval_synthesis_quality.parse_args(base + ["-n_trials", "3"]).n_trials == 3
+    with pytest.raises(protocol.ProtocolError, match="-seq_length must be 16"):
+        check_args(eval_synthesis_quality.parse_args(base + ["-seq_length", "8"]))
+    with pytest.raises(SystemExit):  # fitvid places the start frame: no choice of the diversity script
+        eval_diversity.parse_args(base)
