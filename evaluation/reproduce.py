@@ -25,7 +25,7 @@ from evaluation.reproduce_plan import SEED, SEQ_LENGTH, Item, check_items, plan_
 from evaluation.reproduce_report import write_report
 from evaluation.runner import start_distributed
 from evaluation.synthesis import evaluate_synthesis
-from metrics.protocol import COUNTING_PROTOCOLS, FITVID, PROTOCOLS, dtfvd_network_frames
+from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_VIDEOS, PROTOCOLS, dtfvd_network_frames
 from metrics.scoring import DIVERSITY_METRICS, SYNTHESIS_METRICS
 from utils.command import int_at_least
 from utils.errors import I2VError, MissingFileError
@@ -73,6 +73,9 @@ def evaluations(item: Item, args: argparse.Namespace) -> list[tuple[str, list[st
     if synthesis:
         out.append(("synthesis", eval_argv(item, args, "synthesis", synthesis, "paper", args.n_trials)))
     if item.dataset == "bair" and "FVD" in synthesis and args.fitvid_trials:
+        if item.clips != FITVID_VIDEOS:
+            logger.warning("reproduce_paper: BAIR's fitvid FVD on %d test videos; the protocol has %d", item.clips,
+                           FITVID_VIDEOS)
         out.append(("fitvid", eval_argv(item, args, "fitvid", ["FVD"], FITVID, args.fitvid_trials)))
     if diversity:
         out.append(("diversity", eval_argv(item, args, "diversity", diversity, "paper", args.n_trials)))

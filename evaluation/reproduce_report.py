@@ -22,7 +22,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from evaluation.paper_numbers import ALL_METRICS, paper_table
+from evaluation.paper_numbers import ALL_METRICS, NOT_FOUND, paper_table
 from evaluation.report import write_json
 from evaluation.reproduce_plan import Item, run_path
 from metrics.protocol import FITVID, compared_frames
@@ -62,7 +62,7 @@ class Row:
 
     def cells(self) -> list[str]:
         """The table cells of this row."""
-        paper = "not found" if self.paper is None else f"{self.paper:g}" + (" (one pass)" if self.protocol == FITVID
+        paper = NOT_FOUND if self.paper is None else f"{self.paper:g}" + (" (one pass)" if self.protocol == FITVID
                                                                              else "")
         n = len(self.trials)
         measured = f"{_num(self.mean)} (1 trial)" if n == 1 else f"{_num(self.mean)} +- {self.std:.2g} ({n} trials)"
@@ -211,6 +211,7 @@ def figure(report: Mapping[str, Any], path: Path) -> Path:
         missing = [f"{r['metric']} ({r['protocol']})" for r in record["rows"] if r["paper"] is None]
         ax.set_title(record["title"] + (f"; no paper number: {', '.join(missing)}" if missing else ""), fontsize=8)
         ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel("measured / paper", fontsize=7)
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     atomic_write_with(lambda f: fig.savefig(f, format="png", dpi=100), path)
