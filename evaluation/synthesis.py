@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested metrics); an error for unusable arguments."""
-    dataset, metrics = check_common_args(args, SYNTHESIS_METRICS)
+    dataset, metrics = check_common_args(args, SYNTHESIS_METRICS, "synthesis")
     if "DTFVD" in metrics and args.protocol == "all":
         check_dtfvd_length(protocol_length(dataset, args.seq_length))
     return dataset, metrics
