@@ -56,6 +56,7 @@ def plot_metrics(csv_path: str | Path, png_path: str | Path | None = None) -> Pa
     holds no numeric column yet."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # imported when drawn: not on every run's start
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     csv_path = Path(csv_path)
     png_path = Path(png_path) if png_path is not None else csv_path.with_name(PNG_NAME)
@@ -64,13 +65,19 @@ def plot_metrics(csv_path: str | Path, png_path: str | Path | None = None) -> Pa
         return None
     cols = min(COLUMNS, len(curves))
     rows = math.ceil(len(curves) / cols)
-    fig = Figure(figsize=(PANEL[0] * cols, PANEL[1] * rows), dpi=80, layout="constrained")
+    width, height = PANEL[0] * cols, PANEL[1] * rows + 0.4
+    fig = Figure(figsize=(width, height), dpi=80)  # no layout engine: it draws the figure several times
     FigureCanvasAgg(fig)
-    for ax, (name, (xs, ys)) in zip(fig.subplots(rows, cols, squeeze=False).flat, curves.items()):
+    fig.subplots_adjust(left=0.45 / width * cols / 2, right=0.98, bottom=0.35 / height, top=1 - 0.55 / height,
+                        hspace=0.45, wspace=0.3)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True).flat
+    for ax, (name, (xs, ys)) in zip(axes, curves.items()):
         ax.plot(xs, ys, marker="o" if len(xs) < 30 else None, markersize=3, linewidth=1.2)
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
+        ax.set_title(name, fontsize=8, pad=2)
+        ax.tick_params(labelsize=7, labelbottom=True)
+        ax.yaxis.set_major_locator(MaxNLocator(4))
         ax.grid(alpha=0.3)
+    axes[0].xaxis.set_major_locator(MaxNLocator(5, integer=True))  # shared by all panels
     for ax in list(fig.axes)[len(curves):]:
         ax.set_visible(False)
     fig.suptitle(f"{csv_path.parent.name}: {csv_path.name} by epoch", fontsize=10)
