@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import logging  # noqa: E402
 import math  # noqa: E402
 import shutil  # noqa: E402
@@ -56,15 +57,33 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
                           font_mono=["ui-monospace", "SFMono-Regular", "monospace"])
 
 
+def user_error(message: str) -> gr.Error:
+    """A mistake of the page's user: shown in the page, one log line in the terminal, no traceback (Gradio prints
+    the traceback of every other exception)."""
+    logger.info("request refused: %s", message)
+    return gr.Error(message, print_exception=False)
+
+
+def _user_errors(call):
+    """A page call whose project errors (:class:`I2VError`: unreadable input and the like) become page messages."""
+    @functools.wraps(call)  # Gradio reads the parameters (API names, the progress tracker) from the signature
+    def wrapped(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except I2VError as exc:
+            raise user_error(str(exc)) from None
+    return wrapped
+
+
 def _whole(value, name: str, lo: int, hi: int) -> int:
-    """``value`` as an int in [lo, hi], else a gr.Error naming the field."""
+    """``value`` as an int in [lo, hi], else a :func:`user_error` naming the field."""
     try:
         v = float(value)
         ok = v.is_integer() and lo <= v <= hi
     except (TypeError, ValueError):
         ok = False
     if not ok:
-        raise gr.Error(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
+        raise user_error(f"{name} must be a whole number from {lo} to {hi}, got {value!r}")
     return int(v)
 
 
@@ -86,7 +105,8 @@ def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path
 
 
 class DemoApp:
-    """The loaded pipeline and the page's three calls; bad input raises ``gr.Error`` (shown in the page)."""
+    """The loaded pipeline and the page's three calls; bad input raises ``gr.Error`` (shown in the page, one log
+    line in the terminal: :func:`user_error`)."""
 
     def __init__(self, pipe, image_dir: Path, clip_dir: Path, model_name: str = ""):
         self.pipe, self.model_name = pipe, model_name
@@ -113,11 +133,11 @@ class DemoApp:
         else:
             path, name = image, Path(str(image)).name
         if path is None or str(path) == "":
-            raise gr.Error("No start frame: pick one of the sample frames below the image or upload an image.")
+            raise user_error("No start frame: pick one of the sample frames below the image or upload an image.")
         try:
             return read_image(path, self.pipe.img_size)
         except I2VError:  # data.images reports unreadable files this way
-            raise gr.Error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
+            raise user_error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
 
     def _settings(self, n, length, seed) -> tuple[int, int, int]:
         return (_whole(n, "number of samples", 1, MAX_SAMPLES),
@@ -140,6 +160,7 @@ class DemoApp:
         return str(start), str(mp4) if mp4.is_file() else None, files, info
 
     # ------------------------------------------------------------------ the page's calls
+    @_user_errors
     def sample(self, image, n, length, seed, progress=gr.Progress(track_tqdm=True)) -> tuple:
         """/sample: ``n`` videos from one start frame, reproducible from ``seed`` (as generate_samples.py)."""
         n, length, seed = self._settings(n, length, seed)
@@ -149,18 +170,17 @@ class DemoApp:
         videos = generate(self.pipe, x0[None], n, length, 1, seed)  # (1, n, T, 3, H, W)
         return self._results(x0, videos, time.perf_counter() - t0, progress)
 
+    @_user_errors
     def transfer(self, clip, image, length, progress=gr.Progress(track_tqdm=True)) -> tuple:
         """/transfer: the motion of a sample clip on a start frame -> (query | result) MP4, downloads, timing."""
         if clip not in self.clips:
-            raise gr.Error(f"Unknown query clip {clip!r}: choose one of {', '.join(self.clips) or '(none found)'}")
+            raise user_error(f"Unknown query clip {clip!r}: choose one of {', '.join(self.clips) or '(none found)'}")
         length = _whole(length, "sequence length", MIN_LENGTH, MAX_LENGTH)
         x0 = self._start_frame(image)
         progress(0.0, desc="transferring")
         t0 = time.perf_counter()
-        try:
-            query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
-        except I2VError as exc:  # a clip shorter than start frame + one pass of the generator
-            raise gr.Error(str(exc)) from None
+        # a clip shorter than start frame + one pass of the generator: an I2VError, shown in the page
+        query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
         moved = self.pipe.transfer(query, x0[None], length, use_mean=True).cpu()  # (1, T, 3, H, W)
         took = time.perf_counter() - t0
         video = side_by_side([query[0, 1:], moved[0]])  # the query's motion, then the result
@@ -170,6 +190,7 @@ class DemoApp:
         mp4 = files[-1] if files[-1].endswith(".mp4") else None
         return mp4, files, self._info(f"1 video (the motion of {clip})", moved[0], took)
 
+    @_user_errors
     def endpoint(self, image, x, y, z, n, length, seed, progress=gr.Progress(track_tqdm=True)) -> tuple:
         """/endpoint: ``n`` videos of a control model that end with the arm at (x, y, z)."""
         n, length, seed = self._settings(n, length, seed)
@@ -178,7 +199,7 @@ class DemoApp:
         except (TypeError, ValueError):
             pos = [math.nan]
         if not all(math.isfinite(v) for v in pos):
-            raise gr.Error(f"the endpoint needs three numbers x, y, z, got {(x, y, z)!r}")
+            raise user_error(f"the endpoint needs three numbers x, y, z, got {(x, y, z)!r}")
         cond = torch.tensor([pos])  # (1, 3)
         x0 = self._start_frame(image)
         progress(0.0, desc="sampling")

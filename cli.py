@@ -84,3 +84,17 @@ def app() -> None:
     import app as script
 
     run(script.main)
+
+
+def plot() -> None:
+    """``i2v-plot``: python -m training.plot."""
+    from training import plot as script
+
+    run(script.main)
+
+
+def fetch_weights() -> None:
+    """``i2v-fetch-weights``: python -m models.fetch_weights."""
+    from models import fetch_weights as script
+
+    run(script.main)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from data.registry import dataset_info
 from stage2_cINN.arguments import add_model_arguments, image_source, model_dir
+from utils.atomic import check_writable_folder
 from utils.command import parser, positive_float, positive_int, run
 from utils.errors import ArgumentError
 
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     info = dataset_info(args.dataset)
     folder = model_dir(args)
     files_from = args.images or info.image_dir(args.texture)
-    out = args.out or info.results_dir(args.texture)
+    out = check_writable_folder(args.out or info.results_dir(args.texture), "-out")  # before any work
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     from data.images import list_images, read_images
     from stage2_cINN.pipeline import load_model

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from data.registry import dataset_info
 from stage2_cINN.arguments import add_model_arguments, image_source, model_dir
+from utils.atomic import check_writable_folder
 from utils.command import existing_folder, int_at_least, parser, positive_float, positive_int, run, str2bool
 from utils.errors import ArgumentError
 
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     args = parse_args(argv)
     info = dataset_info(args.dataset)
     video_dir = args.videos or info.clip_dir(args.texture)
-    out = args.out or info.results_dir(args.texture, "transfer")
+    out = check_writable_folder(args.out or info.results_dir(args.texture, "transfer"), "-out")  # before any work
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 

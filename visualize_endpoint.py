@@ -16,6 +16,7 @@ from typing import Sequence
 
 from data.registry import dataset_info
 from stage2_cINN.arguments import add_model_arguments, model_dir
+from utils.atomic import check_writable_folder
 from utils.command import existing_folder, parser, positive_float, positive_int, run
 from utils.errors import ArgumentError
 
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     if args.dataset != "bair":
         raise ArgumentError(f"-dataset {args.dataset}: endpoint control exists for BAIR only (-dataset bair)")
     folder = model_dir(args, control=True)
-    out = args.out or dataset_info("bair").results_dir(None, "endpoint")
+    out = check_writable_folder(args.out or dataset_info("bair").results_dir(None, "endpoint"), "-out")
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 

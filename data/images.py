@@ -19,6 +19,7 @@ from utils.errors import MissingFileError
 logger = logging.getLogger(__name__)
 
 _GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+MIN_SIDE = 16  # pixels: a smaller start frame is upscaled from next to nothing (warned)
 
 
 def list_images(source: str | Path) -> list[Path]:
@@ -47,7 +48,8 @@ def _image_mode(path: Path) -> tuple[str, bool]:
 def read_image(path: str | Path, size: int) -> torch.Tensor:
     """An image as RGB (3, size, size) in [-1, 1], read as the original reads start frames (``cv2.imread``
     in colour mode: a grey image gets its grey level in all three channels, an alpha channel is dropped;
-    a non-square image is resized to a square), with a warning for each of these cases."""
+    a non-square image is resized to a square), with a warning for each of these cases and for an image below
+    16x16 px."""
     path = Path(path)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
@@ -59,6 +61,9 @@ def read_image(path: str | Path, size: int) -> torch.Tensor:
         logger.warning("%s is a greyscale image: its grey level is used for R, G and B (as cv2.imread); the model "
                        "was trained on colour frames", path)
     h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        logger.warning("%s is only %dx%d px (width x height), below %dx%d: it is upscaled to %dx%d and holds next to "
+                       "no detail to start a video from", path, w, h, MIN_SIDE, MIN_SIDE, size, size)
     if h != w:
         logger.warning("%s is %dx%d (width x height), not square: resized to %dx%d as the original does (the "
                        "aspect ratio changes)", path, w, h, size, size)

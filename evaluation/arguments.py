@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 from data.registry import dataset_info, protocol_datasets
 from evaluation.backbones import I3D_KINDS
+from evaluation.report import result_path
 from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_TRIALS, default_trials, dtfvd_frames
 from stage2_cINN.arguments import add_model_arguments, canonical_dataset
+from utils.atomic import check_writable_file, check_writable_folder
 from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
 from utils.errors import ArgumentError
 
@@ -76,8 +79,21 @@ def check_scale_args(args: argparse.Namespace) -> None:
         raise ArgumentError("--real-stats reads the real statistics and --save-real-stats writes them: give one")
 
 
-def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[str, list[str]]:
-    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments."""
+def check_outputs(args: argparse.Namespace, result: str | Path | None, what: str = "-out") -> None:
+    """Every place an evaluation writes, checked before any work: the result file ``result`` (named ``what``),
+    ``-work_dir`` and ``--save-real-stats`` (an :class:`~utils.errors.OutputPathError` each)."""
+    if result is not None:
+        check_writable_file(result, what)
+    if getattr(args, "work_dir", None):
+        check_writable_folder(args.work_dir, "-work_dir")
+    if getattr(args, "save_real_stats", None):
+        check_writable_file(args.save_real_stats, "--save-real-stats")
+
+
+def check_common_args(args: argparse.Namespace, names: Sequence[str], kind: str | None = None) -> tuple[str, list[str]]:
+    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments.
+    With ``kind`` (``synthesis`` / ``diversity``) the result file (``-out`` or its default beside the model) and
+    the other outputs are checked too (:func:`check_outputs`)."""
     dataset = canonical_dataset(args.dataset)
     if dataset not in protocol_datasets():
         raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
@@ -91,6 +107,10 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     check_scale_args(args)
     if getattr(args, "n_trials", 0) is None:
         args.n_trials = default_trials(args.protocol)
+    if kind is not None:
+        model_dir = Path(args.ckpt_path) if args.ckpt_path else dataset_info(dataset).model_dir(args.texture)
+        check_outputs(args, result_path(args, model_dir, kind, dataset),
+                      "-out" if args.out else "the result file (default of -out, beside the model)")
     return dataset, metrics
 
 

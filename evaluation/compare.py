@@ -24,12 +24,13 @@ from tqdm import tqdm
 
 from data.frame_io import FrameReadError
 from data.videos import list_videos, read_video
-from evaluation.arguments import add_scale_arguments, check_dtfvd_length, check_scale_args
+from evaluation.arguments import add_scale_arguments, check_dtfvd_length, check_outputs, check_scale_args
 from evaluation.backbones import (
     I3D_KINDS,
     Backbones,
     backbone_notes,
     backbone_weights,
+    check_weights_files,
     load_backbones_or_exit,
 )
 from evaluation.real_stats import read_real_stats, stats_identity, write_real_stats
@@ -119,6 +120,8 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
     if "LPIPS" in metrics and n_real != n_fake:
         raise ArgumentError(f"LPIPS pairs videos by sorted name, but {real_dir} has {n_real} videos and "
                          f"{fake_dir} has {n_fake}")
+    # every weights file before any video is read (DTFVD's length, 16 or 32, is known once the videos are)
+    check_weights_files(metrics, i3d, (16, 32), weights_dir, backbones)
     target = (size, size) if size else tuple(read_videos(real_paths[:1], None, "first real")[0][0].shape[-2:])
     mine = [i for _, idx in ShardPlan(max(n_real, n_fake), batch_size, info).my_chunks() for i in idx]
     real, resized_real = _read_share(real_paths, mine, target, "real", info)
@@ -186,6 +189,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[str, Any] | None:
     """Compare the folders of ``args``; print and write the result on rank 0."""
     check_scale_args(args)
+    check_outputs(args, args.out, "--out")
     device, info = start_distributed(args)
     work_dir = args.work_dir or (Path(args.out).with_suffix(".parts") if args.out else None)
     metrics = [m for m in SYNTHESIS_METRICS if getattr(args, m.lower())]

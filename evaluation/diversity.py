@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested scores); an error for unusable arguments."""
-    dataset, metrics = check_common_args(args, DIVERSITY_METRICS)
+    dataset, metrics = check_common_args(args, DIVERSITY_METRICS, "diversity")
     if "DTI3D" in metrics and args.protocol == "all":
         check_dtfvd_length(args.seq_length)
     return dataset, metrics

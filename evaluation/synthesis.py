@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested metrics); an error for unusable arguments."""
-    dataset, metrics = check_common_args(args, SYNTHESIS_METRICS)
+    dataset, metrics = check_common_args(args, SYNTHESIS_METRICS, "synthesis")
     check_fitvid_length(args.protocol, args.seq_length)
     if "DTFVD" in metrics and args.protocol != "paper":
         check_dtfvd_length(protocol_length(dataset, args.seq_length, args.protocol))

@@ -1,8 +1,9 @@
-"""Where the metric backbones' weights live, and how a missing file is reported.
+"""Where the metric backbones' weights live, where they come from, and how a missing file is reported.
 
-Weights are never downloaded at run time. Each network has a default location; a function
-resolves an explicit path or that default, and raises ``FileNotFoundError`` naming the file and
-where to get it when it is absent.
+Weights are never downloaded at run time: ``python -m models.fetch_weights`` downloads them (from the
+``url`` of each :data:`WEIGHTS` entry, checked against its ``sha256``) to the place the loaders read. Each
+network has a default location; a function resolves an explicit path or that default, and raises
+``FileNotFoundError`` naming the file and where to get it when it is absent.
 
 Defaults: the I3D networks live under ``<repo>/models`` (``MODELS_DIR``); the pytorch-fid
 Inception and the torchvision VGG16 in torch hub's checkpoint cache
@@ -18,6 +19,7 @@ it must come from a trusted source (the link below).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
@@ -32,36 +34,63 @@ logger = logging.getLogger(__name__)
 
 
 
+# the authors' Google Drive folder (CompVis/image2video-synthesis-using-cINNs, README): the paper's checkpoints and
+# the DTDB I3D weights (DTI3D); Google Drive offers no direct download link for them
+RELEASED_FOLDER_URL = "https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"
+
+
 @dataclass(frozen=True)
 class WeightsSpec:
-    """A weights file: its location relative to its root and where users obtain it."""
+    """A weights file: its location relative to its root, where users obtain it (``source``), its direct download
+    link (``url``; None: by hand only) and its published SHA-256 (None: none is published)."""
 
     relative_path: str
     in_hub_cache: bool
     source: str
+    url: str | None = None
+    sha256: str | None = None
 
 
 WEIGHTS: dict[str, WeightsSpec] = {
     "kinetics_i3d": WeightsSpec(
         "PI3D/model_rgb.pth", False,
-        "https://github.com/hassony2/kinetics_i3d_pytorch/blob/master/model/model_rgb.pth"),
+        "https://github.com/hassony2/kinetics_i3d_pytorch/blob/master/model/model_rgb.pth",
+        "https://github.com/hassony2/kinetics_i3d_pytorch/raw/master/model/model_rgb.pth"),
     "i3d_torchscript": WeightsSpec(
         "PI3D/i3d_torchscript.pt", False,
         "StyleGAN-V's FVD detector, https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1 "
-        "(TorchScript is code: use only this trusted file)"),
+        "(TorchScript is code: use only this trusted file)",
+        "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+        "bec6519f66ea534e953026b4ae2c65553c17bf105611c746d904657e5860a5e2"),
     "dtdb_i3d_16": WeightsSpec(
-        "DTI3D/length16/I3D_16.pth.tar", False,
-        "the authors' DTI3D folder, https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"),
+        "DTI3D/length16/I3D_16.pth.tar", False, f"the authors' DTI3D folder, {RELEASED_FOLDER_URL}"),
     "dtdb_i3d_32": WeightsSpec(
-        "DTI3D/length32/I3D_32.pth.tar", False,
-        "the authors' DTI3D folder, https://drive.google.com/drive/folders/12-PccC8jKz4UGpaE9GS0aOi23PHjJLzW"),
+        "DTI3D/length32/I3D_32.pth.tar", False, f"the authors' DTI3D folder, {RELEASED_FOLDER_URL}"),
     "fid_inception": WeightsSpec(
         "pt_inception-2015-12-05-6726825d.pth", True,
-        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"),
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+        "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"),
     "vgg16": WeightsSpec(
         "vgg16-397923af.pth", True,
-        "https://download.pytorch.org/models/vgg16-397923af.pth"),
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "https://download.pytorch.org/models/vgg16-397923af.pth",
+        "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0"),
 }
+
+
+def hub_hash_prefix(name: str) -> str | None:
+    """The SHA-256 prefix a torch-hub style file name carries (``vgg16-397923af.pth`` -> ``397923af``), else None."""
+    match = re.search(r"-([0-9a-f]{8,})\.[A-Za-z.]+$", Path(WEIGHTS[name].relative_path).name)
+    return match[1] if match else None
+
+
+def fetch_hint(name: str, weights_dir: str | Path | None = None) -> str:
+    """How ``models.fetch_weights`` gets the file ``name`` (the command, or that it is by hand only)."""
+    if WEIGHTS[name].url is None:
+        return f"(it has no direct download link: `python -m models.fetch_weights {name}` shows where to get it)"
+    dest = f" --dest {weights_dir}" if weights_dir is not None else ""
+    return f"or run `python -m models.fetch_weights {name}{dest}`"
 
 
 def default_weights_path(name: str, weights_dir: str | Path | None = None) -> Path:
@@ -84,7 +113,8 @@ def weights_path(name: str, path: str | Path | None = None, weights_dir: str | P
         raise MissingFileError(
             f"weights file for {name} not found: {resolved}. Download {Path(spec.relative_path).name} "
             f"from {spec.source} and place it at {default_weights_path(name, weights_dir)} (or pass its path"
-            f"{'' if weights_dir is not None else ' or -weights_dir'}). Weights are never downloaded automatically.")
+            f"{'' if weights_dir is not None else ' or -weights_dir'}), {fetch_hint(name, weights_dir)}. Weights "
+            "are never downloaded at run time.")
     return resolved
 
 

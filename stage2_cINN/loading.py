@@ -94,7 +94,8 @@ class ModelFiles:
 
 def _checkpoint(folder: Path, name: str, missing: list[str]) -> Path | None:
     """``folder/name`` (.pth, .pth.tar tried), or the staged file standing in for it when a committed checkpoint
-    set's renames were interrupted; None (and recorded in ``missing``) when absent."""
+    set's renames were interrupted, its checksum verified against the set's manifest (if any); None (and
+    recorded in ``missing``) when absent."""
     found = find_checkpoint(folder / name)
     if found is None:
         missing.append(f"{folder / name}(.pth|.pth.tar)")
@@ -123,6 +124,8 @@ def model_files(cinn_config: Mapping, cinn_folder: Path | None = None) -> ModelF
         cinn = find_checkpoint(Path(cinn_folder) / CINN_FILE)
         if cinn is None:
             missing.append(str(Path(cinn_folder).resolve() / f"{CINN_FILE}.pth"))
+        else:
+            cinn = committed_path(cinn)  # its checksum verified when the run recorded one (cINN.set.json)
     return ModelFiles(
         stage1_config=_config_file(stage1, STAGE1_CONFIG_FILE, missing),
         decoder=_checkpoint(stage1, fs["checkpoint_decoder"], missing),

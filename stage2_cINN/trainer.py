@@ -161,7 +161,7 @@ class CINNTrainer:
         if not self.ctx.dist.is_main:
             return
         if best:  # the released format: only the flow
-            save_weights(self.ctx, {"state_dict": self.flow.state_dict()}, "cINN.pth")
+            save_weights(self.ctx, {"state_dict": self.flow.state_dict()}, "cINN.pth", epoch)
         extra = dict(rng=current_rng(), step=self.step, best=self.best)
         if self.tr["embedder_train_mode"]:  # the embedder's running statistics drift: keep them for an exact resume
             extra["embedder_state"] = self.conditioner.state_dict()

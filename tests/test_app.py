@@ -200,6 +200,34 @@ def test_gradio_client_calls_the_stable_api_names(served, frame):
     assert served["guard"].outside == []
 
 
+def test_user_mistakes_are_one_log_line_and_no_traceback(served, frame, tmp_path, capfd, caplog):
+    """Issue 24: what the server prints for a user's mistakes (Gradio prints a traceback for every exception
+    unless told otherwise): no traceback, one log line per refused request."""
+    import logging
+
+    from gradio_client import Client, handle_file
+
+    capfd.readouterr()
+    tiny = tmp_path / "tiny.png"
+    import imageio.v2 as imageio
+
+    imageio.imwrite(tiny, np.zeros((1, 1, 3), np.uint8))
+    client = Client(served["url"], verbose=False, analytics_enabled=False, download_files=tempfile.mkdtemp())
+    mistakes = [((handle_file(frame), 0, 16, 0), "/sample"), ((handle_file(ROOT / "README.md"), 1, 16, 0), "/sample"),
+                (("nope", handle_file(frame), 16), "/transfer"), (("sample1", handle_file(frame), 5), "/transfer")]
+    with caplog.at_level(logging.INFO, logger="app"):
+        for args, api in mistakes:
+            with pytest.raises(Exception):
+                client.predict(*args, api_name=api)
+    printed = "".join(capfd.readouterr())
+    assert "Traceback" not in printed and "gradio.exceptions.Error" not in printed, printed
+    refused = [r for r in caplog.records if r.name == "app"]
+    assert len(refused) == len(mistakes) and all("request refused: " in r.getMessage() for r in refused)
+    with caplog.at_level(logging.WARNING, logger="data.images"):  # a 1x1 start frame: a warning naming its size
+        served["app"].sample(str(tiny), 1, 16, 0)
+    assert "tiny.png is only 1x1 px" in caplog.text
+
+
 def _browser():
     """A headless Chromium driven through the system chromedriver, or the reason why there is none."""
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]

@@ -3,13 +3,19 @@
 Writing the set of epoch E (:func:`write_set`):
 
 1. each file is written atomically under a staged name ``.<file>.epoch<E>.staged`` beside its final name;
-2. the manifest ``<set>.set.json`` (epoch, files, sizes) is written atomically: the set is now committed;
+2. the manifest ``<set>.set.json`` (epoch, files, sizes, BLAKE2b checksums) is written atomically: the set is now
+   committed;
 3. each staged file is renamed over its final, released name (``latest_checkpoint_GEN.pth`` ...).
 
 A kill during 1 leaves the previous set untouched; its staged files are an incomplete set, skipped with a
 warning and removed when the folder's next run starts. A kill during 3 is completed ("rolled forward") from
 the staged files. A folder without a manifest (older runs, released weights) is read as it is; resuming
 checks that its files agree on the epoch.
+
+Reading a file of a committed set (resume: :func:`set_files`; ``load_model``: :func:`committed_path`) checks its
+size and checksum against the manifest and refuses a file whose bytes changed since it was written
+(:class:`~utils.errors.ChecksumMismatchError`, naming the file). A manifest written before checksums were recorded
+(format 1) is still read, with a warning that its files are not verified.
 """
 from __future__ import annotations
 
@@ -21,12 +27,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from utils.atomic import TEMP_SUFFIX, atomic_write_text, fsync_dir, human_bytes
-from utils.checkpoint import atomic_save, find_checkpoint
-from utils.errors import CheckpointError, MissingFileError
+from utils.checkpoint import atomic_save, file_digest, find_checkpoint
+from utils.errors import CheckpointError, ChecksumMismatchError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".set.json"
+CHECKSUM = "blake2b"  # hashlib algorithm of the manifest's per-file checksums (fast; corruption, not tampering)
 _STAGED = re.compile(r"^\.(?P<name>.+)\.epoch(?P<epoch>\d+)\.staged$")
 
 
@@ -72,13 +79,14 @@ def write_set(folder: str | Path, set_name: str, files: Mapping[str, Any], epoch
     try:
         for name, obj in files.items():
             staged[name] = _staged(folder, name, epoch)
-            atomic_save(obj, staged[name])
+            atomic_save(obj, staged[name], shown=folder / name)  # a failed write names the checkpoint, not its stand-in
+        files_info = {name: {"staged": p.name, "size": p.stat().st_size, CHECKSUM: file_digest(p, CHECKSUM)}
+                      for name, p in staged.items()}
     except BaseException:
         for path in staged.values():
             path.unlink(missing_ok=True)
         raise
-    manifest = {"format": 1, "epoch": int(epoch),
-                "files": {name: {"staged": p.name, "size": p.stat().st_size} for name, p in staged.items()}}
+    manifest = {"format": 2, "epoch": int(epoch), "files": files_info}
     atomic_write_text(json.dumps(manifest, indent=1), manifest_path(folder, set_name))
     _roll_forward(folder, manifest)
 
@@ -101,6 +109,9 @@ def set_files(folder: str | Path, set_name: str, names: Iterable[str]) -> tuple[
     folder, names = Path(folder), list(names)
     manifest = read_manifest(folder, set_name)
     _warn_incomplete(folder, names, manifest)
+    if manifest is None:
+        logger.warning("%s has no checkpoint-set manifest (%s; written before sets existed): its files are used "
+                       "without a checksum check", folder, manifest_path(folder, set_name).name)
     paths: dict[str, Path] = {}
     for name in names:
         if manifest is None:
@@ -120,20 +131,48 @@ def set_files(folder: str | Path, set_name: str, names: Iterable[str]) -> tuple[
         if path.stat().st_size != info["size"]:
             raise CheckpointError(f"{path} does not belong to {where}: it has {path.stat().st_size} bytes, the set "
                                   f"recorded {info['size']} (was it replaced by hand?)")
+        verify(path, final, info, manifest_path(folder, set_name), manifest)
         paths[name] = path
     return (int(manifest["epoch"]) if manifest else None), paths
 
 
+def verify(path: Path, final: Path, info: Mapping, manifest_file: Path, manifest: Mapping) -> None:
+    """Check the checksum of ``path`` (``final`` or its staged stand-in) against the manifest's entry ``info``;
+    a mismatch raises :class:`ChecksumMismatchError` naming ``final``. An entry without a checksum (a manifest of
+    format 1) is logged as unverified."""
+    expected = info.get(CHECKSUM)
+    if expected is None:
+        logger.warning("%s: %s records no checksums (written before they were recorded): %s is used unverified",
+                       final.parent, manifest_file.name, final.name)
+        return
+    got = file_digest(path, CHECKSUM)
+    if got != expected:
+        staged = f" (read from its staged copy {path.name})" if path != final else ""
+        raise ChecksumMismatchError(
+            f"{final}{staged} is not the file written with epoch {manifest['epoch']}'s checkpoint set: its bytes "
+            f"changed since ({CHECKSUM} {got[:16]}..., {manifest_file.name} recorded {expected[:16]}...), e.g. disk "
+            f"corruption or an edit by hand; refusing to use it. Restore the file (or resume from another run); if "
+            f"you replaced it on purpose, delete {manifest_file} to use the folder's files unchecked")
+
+
 def committed_path(path: Path) -> Path:
-    """The staged file standing in for ``path`` when a committed set's renames were interrupted, else ``path``."""
+    """The staged file standing in for ``path`` when a committed set's renames were interrupted, else ``path``;
+    when a set's manifest lists the file, its checksum is verified (:func:`verify`)."""
     path = Path(path)
-    for manifest in path.parent.glob(f"*{MANIFEST_SUFFIX}"):
+    for manifest_file in sorted(path.parent.glob(f"*{MANIFEST_SUFFIX}")):
         try:
-            info = json.loads(manifest.read_text())["files"].get(path.name)
+            manifest = json.loads(manifest_file.read_text())
+            info = manifest["files"].get(path.name)
+            int(manifest["epoch"])
         except (OSError, ValueError, KeyError, AttributeError, TypeError):
             continue
-        if info and (path.parent / info["staged"]).is_file():
-            return path.parent / info["staged"]
+        if not info:
+            continue
+        staged = path.parent / str(info.get("staged"))
+        found = staged if staged.is_file() else path
+        if found.is_file():
+            verify(found, path, info, manifest_file, manifest)
+        return found
     return path
 
 

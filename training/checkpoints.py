@@ -10,7 +10,7 @@ from torch import nn
 
 from blocks.fingerprint import load_state_checked
 from training.checkpoint_set import set_files, write_set
-from utils.checkpoint import atomic_save, check_finite, load_checkpoint, unwrap
+from utils.checkpoint import check_finite, load_checkpoint, unwrap
 from utils.distributed import rng_state, set_rng_state
 from utils.errors import CheckpointError, CheckpointMismatchError
 
@@ -48,11 +48,12 @@ def save_checkpoint_set(ctx: Any, set_name: str, files: Mapping[str, dict], epoc
     write_set(ctx.run_dir, set_name, files, epoch)
 
 
-def save_weights(ctx: Any, obj: dict, name: str) -> None:
-    """Rank 0: atomically write a single weights file (``cINN.pth``, ``Encoder_stage2.pth``) unless non-finite."""
+def save_weights(ctx: Any, obj: dict, name: str, epoch: int) -> None:
+    """Rank 0: write a single weights file (``cINN.pth``, ``Encoder_stage2.pth``) unless non-finite, as a set of
+    one file (``cINN.set.json`` records its checksum, which ``load_model`` verifies)."""
     if ctx.dist.is_main:
         check_finite(obj, ctx.run_dir / name, action="write")
-        atomic_save(obj, ctx.run_dir / name)
+        write_set(ctx.run_dir, Path(name).stem, {name: obj}, epoch)
 
 
 def load_checkpoint_set(folder: str | Path, set_name: str, names: Iterable[str],

@@ -1,17 +1,23 @@
-"""The logs of a training run: ``metrics.csv`` (one row per epoch) and wandb (online/offline/disabled), rank 0 only."""
+"""The logs of a training run: ``metrics.csv`` (one row per epoch), its curves ``metrics.png`` (:mod:`training.plot`:
+redrawn after an epoch when the last drawing is at least ``PLOT_INTERVAL_S`` old, so after every epoch of a real
+run, and at the end of the run) and wandb (online/offline/disabled), rank 0 only."""
 from __future__ import annotations
 
 import csv
 import io
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from training.plot import plot_metrics
 from utils.atomic import atomic_write_text
 from utils.config import strip_private
 
 logger = logging.getLogger(__name__)
+
+PLOT_INTERVAL_S = 60.0  # a drawing takes about a second: epochs shorter than this are drawn together
 
 
 class CSVLogger:
@@ -83,6 +89,8 @@ class RunLogger:
     def __init__(self, run_dir: Path, config: Mapping, is_main: bool = True, name: str = "run"):
         self.is_main = is_main
         self.csv = CSVLogger(Path(run_dir) / "metrics.csv")
+        self._plot_failed, self._unplotted = False, False
+        self._plotted_at = time.monotonic()  # a run's first drawing comes after PLOT_INTERVAL_S or at its end
         self.wandb = None
         if not is_main:
             return
@@ -107,8 +115,22 @@ class RunLogger:
         if not self.is_main:
             return
         self.csv.log(row)
+        self._unplotted = True
+        if time.monotonic() - self._plotted_at >= PLOT_INTERVAL_S:
+            self.plot()
         if self.wandb is not None:
             self.wandb.log({f"epoch/{k}": v for k, v in row.items()}, step=step)
+
+    def plot(self) -> None:
+        """Redraw ``metrics.png`` beside ``metrics.csv``; a failure is logged once and never stops the run."""
+        self._plotted_at, self._unplotted = time.monotonic(), False
+        try:
+            plot_metrics(self.csv.path)
+        except Exception as exc:  # a plot is a convenience: the CSV is the record
+            if not self._plot_failed:
+                logger.warning("could not draw %s (%s: %s); metrics.csv is written as before",
+                               self.csv.path.with_name("metrics.png"), type(exc).__name__, exc)
+            self._plot_failed = True
 
     def drop_epochs_from(self, epoch: int) -> None:
         """On resume: drop ``metrics.csv`` rows of ``epoch`` and later, which the run logs again."""
@@ -116,5 +138,7 @@ class RunLogger:
             logger.info("%s: dropped %d row(s) of epoch %d and later (resumed there)", self.csv.path, n, epoch)
 
     def finish(self) -> None:
+        if self.is_main and self._unplotted:
+            self.plot()
         if self.wandb is not None:
             self.wandb.finish()

@@ -1,7 +1,8 @@
 """Starting a training run: device, DDP, seeds, run folder, saved config and logging.
 
 A run is started in two steps so that nothing is written before every input is checked:
-:func:`start_run_from_config` checks the config (placeholders, data path, AMP mode), picks the device and joins
+:func:`start_run_from_config` checks the config (placeholders, data path, AMP mode, a writable
+``Training.save_path``), picks the device and joins
 DDP; the trainer is then built (data, networks, weights files: each raises a clear error); only then
 :meth:`RunContext.open` creates the run folder, saves the merged config and starts wandb (:func:`run_training`
 does all three). The command line (``-cf CONFIG -gpu IDS [Section.key=value ...]``) is
@@ -24,6 +25,7 @@ import torch
 from training.config import check_ready
 from training.logger import RunLogger
 from training.runfolder import RunFolderLock, check_run_folder, claim_run_folder
+from utils.atomic import check_writable_folder
 from utils.config import ConfigError, save_config
 from utils.device import get_device
 from utils.distributed import DistInfo, cleanup_distributed, init_distributed, seed_everything
@@ -95,6 +97,7 @@ def start_run_from_config(config: dict, gpu: Any = None, config_file: str = "con
     info = init_distributed(device)
     run_dir = Path(tr["save_path"]) / tr["savename"]
     if info.is_main:
+        check_writable_folder(run_dir, "the run folder (Training.save_path/Training.savename)")  # nothing created
         check_run_folder(run_dir, tr)  # reads only: another run's checkpoints, a live run's lock
     seed_everything(tr["seed"], info.rank)
     ctx = RunContext(config, device, info, run_dir, config_file)

@@ -85,7 +85,7 @@ class RunFolderLock:
 
     def acquire(self) -> "RunFolderLock":
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask applies
         try:
             import fcntl
 

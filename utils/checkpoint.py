@@ -26,10 +26,11 @@ logger = logging.getLogger(__name__)
 TRUST_ENV = "I2V_TRUST_CHECKPOINTS"
 
 
-def atomic_save(obj: Any, path: str | Path) -> None:
+def atomic_save(obj: Any, path: str | Path, shown: str | Path | None = None) -> None:
     """``torch.save`` to a temporary file in the same folder, then rename it over ``path``; a failed write
-    (e.g. a full disk) raises :class:`CheckpointWriteError` naming the file and the free space."""
-    atomic_write_with(lambda f: torch.save(obj, f), path)
+    (e.g. a full disk) raises :class:`CheckpointWriteError` naming the file (``shown`` when ``path`` is a staged
+    stand-in for it) and the free space."""
+    atomic_write_with(lambda f: torch.save(obj, f), path, shown)
 
 
 def find_checkpoint(path: str | Path, suffixes: Iterable[str] = (".pth", ".pth.tar", ".pt")) -> Path | None:
@@ -47,17 +48,22 @@ def find_checkpoint(path: str | Path, suffixes: Iterable[str] = (".pth", ".pth.t
 _SHA256: dict[tuple[str, int, int], str] = {}
 
 
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``hashlib`` algorithm, read in 4 MiB blocks; not cached)."""
+    digest = hashlib.new(algorithm)
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 (hex) of a file's bytes (cached per path, size and modification time)."""
     path = Path(path).resolve()
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _SHA256:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                digest.update(block)
-        _SHA256[key] = digest.hexdigest()
+        _SHA256[key] = file_digest(path)
     return _SHA256[key]
 
 
@@ -90,10 +96,21 @@ def safe_load(path: str | Path, map_location: Any = "cpu") -> Any:
                 f"unpickling them can run code. Only tensors and plain containers are loaded. If the file comes "
                 f"from a source you trust, set {TRUST_ENV}=1 to load it anyway") from None
         raise CheckpointError(f"could not read checkpoint {path}: not a PyTorch checkpoint, or a corrupt one "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+                              f"({_unpickler_reason(exc)})") from None
     except Exception as exc:  # truncated, empty or corrupt file
         why = str(exc).splitlines()[0][:200] if str(exc) else "the file is empty or truncated"
+        why = _unpickler_reason(exc) if "weights_only" in str(exc) else why
         raise CheckpointError(f"could not read checkpoint {path}: {type(exc).__name__}: {why}") from None
+
+
+def _unpickler_reason(exc: BaseException) -> str:
+    """Why the weights-only unpickler stopped (e.g. ``Unsupported operand 252``), without torch's advice to retry
+    with ``weights_only=False``: for a corrupt file that advice is wrong, and it would run the file's code."""
+    text = str(exc)
+    _, marker, after = text.partition("WeightsUnpickler error:")
+    lines = [ln.strip() for ln in (after if marker else text).splitlines() if ln.strip()]
+    lines = [ln for ln in lines if "weights_only" not in ln and not ln.startswith("Check the documentation")]
+    return f"the unpickler stopped: {lines[0][:200]}" if lines else "its bytes are not a pickle"
 
 
 def _unsafe_globals(path: Path) -> list[str]:

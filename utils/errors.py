@@ -47,3 +47,13 @@ class NonFiniteLossError(I2VError, FloatingPointError, RuntimeError):
 
 class RunFolderError(I2VError, RuntimeError):
     """A run folder is in use by another run, or holds another run's checkpoints."""
+
+
+# ------------------------------------------------------------------------------------- outputs, checksums (#24)
+class OutputPathError(I2VError, OSError):
+    """An output place (``-out``, ``Training.save_path``, a result file) is a file where a folder is expected,
+    or cannot be written."""
+
+
+class ChecksumMismatchError(CheckpointError):
+    """A checkpoint's bytes differ from the checksum recorded when it was written (corrupted or replaced)."""

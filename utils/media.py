@@ -1,4 +1,7 @@
-"""Writing results: video tensors to uint8 frames, composed side by side and in grids, as GIF / MP4 / PNG."""
+"""Writing results: video tensors to uint8 frames, composed side by side and in grids, as GIF / MP4 / PNG.
+
+Every file is written atomically (:func:`utils.atomic.atomic_path`: a temp file beside it, renamed over it when
+complete), so a killed run or two runs writing into one folder never leave a half-written file."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +11,8 @@ from typing import Sequence
 import imageio.v2 as imageio
 import numpy as np
 import torch
+
+from utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -43,22 +48,22 @@ def grid(rows: Sequence[torch.Tensor]) -> torch.Tensor:
 def save_gif(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path:
     """Write (T, 3, H, W) in [-1, 1] as a looping GIF."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimsave(path, list(to_uint8(video)), duration=1000.0 / fps, loop=0)
+    with atomic_path(path) as tmp:
+        imageio.mimsave(tmp, list(to_uint8(video)), duration=1000.0 / fps, loop=0)
     return path
 
 
 def save_mp4(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path | None:
     """Write (T, 3, H, W) in [-1, 1] as H.264 MP4 (sizes padded to even); None if ffmpeg is missing."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     frames = to_uint8(video)
     h, w = frames.shape[1:3]
     frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     try:
-        with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
-            for f in frames:
-                writer.append_data(f)
+        with atomic_path(path) as tmp:  # ffmpeg needs a file name
+            with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, quality=8) as writer:
+                for f in frames:
+                    writer.append_data(f)
     except Exception as exc:  # imageio-ffmpeg missing or broken
         logger.warning("could not write %s (%s); GIF and PNG are still written", path, exc)
         return None
@@ -68,8 +73,8 @@ def save_mp4(video: torch.Tensor, path: str | Path, fps: float = 3.0) -> Path | 
 def save_png(image: torch.Tensor, path: str | Path) -> Path:
     """Write (3, H, W) in [-1, 1] as PNG."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.imwrite(path, to_uint8(image))
+    with atomic_path(path) as tmp:
+        imageio.imwrite(tmp, to_uint8(image))
     return path
 
 

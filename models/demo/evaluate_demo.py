@@ -35,6 +35,7 @@ from metrics.lpips_metric import load_lpips, load_vgg16_features, lpips_per_vide
 from stage1_VAE.config import STAGE1_SCHEMA
 from stage2_cINN.arguments import add_precision_argument
 from stage2_cINN.pipeline import load_model
+from utils.atomic import atomic_write_text
 from utils.command import existing_folder, int_at_least, parser, run
 from utils.config import validate_config
 from utils.distributed import seed_everything
@@ -202,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     out["diversity_VGG_randomVGG"] = float(vgg_diversity(reals.transpose(0, 1), vgg, size=None))
     out["note"] = ("motion figures: 0-255 scale at 64 px, mean absolute differences; recon/diversity L1 on the "
                    "[-1, 1] scale; LPIPS/VGG with a randomly initialised VGG16 (no ImageNet weights available)")
-    args.out.write_text(json.dumps(out, indent=2))
+    atomic_write_text(json.dumps(out, indent=2), args.out)
     _print_report(out)
     return out
 

@@ -164,7 +164,7 @@ class AETrainer:
         if not self.ctx.dist.is_main:
             return
         if best:  # the file the cINN configs point at (the original never updated its best value)
-            save_weights(self.ctx, {"state_dict": unwrap(self.encoder).state_dict()}, "Encoder_stage2.pth")
+            save_weights(self.ctx, {"state_dict": unwrap(self.encoder).state_dict()}, "Encoder_stage2.pth", epoch)
         save_checkpoint_set(self.ctx, "latest_checkpoint", {"latest_checkpoint_AE.pth": {
             "epoch": epoch, **bookkeeping(step=self.step, best=self.best, rng=current_rng()),
             "state_dict": {name: unwrap(m).state_dict() for name, m in self._modules().items()},
