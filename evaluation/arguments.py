@@ -3,26 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Sequence
 
-from data.registry import dataset_info, protocol_datasets
-from evaluation.backbones import I3D_KINDS
-from metrics.protocol import PROTOCOLS, dtfvd_frames
-from stage2_cINN.arguments import add_model_arguments, canonical_dataset
+from data.registry import dataset_info, paper_datasets, protocol_datasets
+from evaluation.backbones import I3D_KINDS, Backbones, min_frames
+from metrics.protocol import PROTOCOLS, length_problem
+from stage2_cINN.arguments import add_model_arguments, canonical_dataset, data_root, finish_model_arguments, model_dir
 from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
 from utils.errors import ArgumentError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_DIST_TIMEOUT = 1800.0
 
 
-def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str = "paper", trials: bool = True,
+def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str | None = "paper", trials: bool = True,
                         real_stats: bool = True) -> None:
     """Protocol, trials, weights folder, real-statistics cache, part files and the torchrun timeout (every
-    evaluation entry point; each flag also in the other dash style)."""
+    evaluation entry point; each flag also in the other dash style). ``default_protocol`` None: ``paper`` for the
+    paper's datasets, ``all`` for your own (:func:`check_common_args`)."""
     add = parser.add_argument
+    default = default_protocol or "paper for the paper's datasets, all for -dataset folder"
     add("-protocol", "--protocol", choices=PROTOCOLS, default=default_protocol,
         help=f"paper: count videos and frames as the original code did; all: every video and frame "
-             f"(default: {default_protocol}; see README: Evaluation)")
+             f"(default: {default}; see README: Evaluation)")
     if trials:
         add("-n_trials", "--n_trials", type=positive_int, default=1,
             help="independent sets of samples; the result is their mean and standard deviation")
@@ -44,8 +49,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
     """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags)."""
     add_model_arguments(parser, "model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)",
                         " | ".join(protocol_datasets()), seq_help="frames generated per video")
-    parser.add_argument("-data_path", required=True, type=existing_folder,
-                        help="root of the dataset (see README: Data preparation)")
+    parser.add_argument("-data_path", default=None, type=existing_folder,
+                        help="root of the dataset (see README: Data preparation); default: the model config's "
+                             "Data.data_path when that folder exists")
     parser.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (and per resumable chunk)")
     parser.add_argument("-seed", type=int, default=seed, help="random seed (per-video seeds derive from it)")
     parser.add_argument("-n_videos", type=positive_int, default=None,
@@ -55,7 +61,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
                              "(models/PI3D/i3d_torchscript.pt)")
     parser.add_argument("-workers", type=non_negative_int, default=4, help="data loading processes")
     parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
-    add_scale_arguments(parser, real_stats=real_stats)
+    add_scale_arguments(parser, default_protocol=None, real_stats=real_stats)
 
 
 def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -71,15 +77,38 @@ def check_scale_args(args: argparse.Namespace) -> None:
         raise ArgumentError("--real-stats reads the real statistics and --save-real-stats writes them: give one")
 
 
+def _data_path(args: argparse.Namespace) -> str:
+    """``-data_path``, else the model config's ``Data.data_path`` when that folder exists."""
+    if args.data_path:
+        return args.data_path
+    folder = model_dir(args)
+    root = data_root(folder)
+    if root is None:
+        raise ArgumentError(f"-data_path is required: the model's config ({folder}/config_stage2.yaml) names no "
+                            "existing data folder (Data.data_path)")
+    logger.info("-data_path %s (Data.data_path of %s/config_stage2.yaml)", root, folder)
+    return str(root)
+
+
 def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[str, list[str]]:
-    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments."""
+    """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments.
+    Fills what was left out: ``-dataset`` (from ``-ckpt_path``'s config), ``-data_path`` (the config's
+    ``Data.data_path``) and ``-protocol`` (``paper`` for the paper's datasets, ``all`` for your own)."""
+    finish_model_arguments(None, args)
     dataset = canonical_dataset(args.dataset)
     if dataset not in protocol_datasets():
         raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
                             f"{', '.join(protocol_datasets())}")
+    if args.protocol is None:
+        args.protocol = "paper" if dataset in paper_datasets() else "all"
+    if args.protocol == "paper" and dataset not in paper_datasets():
+        raise ArgumentError(f"-protocol paper: the paper has no evaluation protocol for -dataset {dataset} (your own "
+                            f"videos; it has one for {', '.join(paper_datasets())}); use -protocol all (every test "
+                            "clip and frame)")
     textures = dataset_info(dataset).textures
     if textures and not args.texture:
         raise ArgumentError(f"-dataset {dataset} needs -texture ({' | '.join(textures)})")
+    args.data_path = _data_path(args)
     metrics = [m for m in names if getattr(args, m)]
     if not metrics:
         raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
@@ -87,10 +116,10 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     return dataset, metrics
 
 
-def check_dtfvd_length(video_length: int) -> None:
-    """An :class:`ArgumentError` (:func:`metrics.protocol.dtfvd_frames`' message) when no DTDB I3D covers
-    ``video_length`` frames."""
-    try:
-        dtfvd_frames(video_length)
-    except ValueError as exc:
-        raise ArgumentError(f"DTFVD / DTI3D: {exc}") from None
+def check_lengths(metrics: Sequence[str], length: int, what: str, backbones: Backbones | None = None) -> None:
+    """An :class:`ArgumentError` naming ``what`` (e.g. '-seq_length 8') when a metric of ``metrics`` cannot compare
+    videos of ``length`` frames: DTFVD/DTI3D more than 32; with ``backbones`` (loaded), fewer than a network takes."""
+    problems = [p for m in metrics
+                if (p := length_problem(m, length, min_frames(backbones, m) if backbones is not None else 1))]
+    if problems:
+        raise ArgumentError(f"{what}: {'; '.join(problems)}")
