@@ -99,7 +99,7 @@ def _open(path: Path) -> "av.container.InputContainer":
                              f"({getattr(exc, 'strerror', None) or exc})") from None
     if not container.streams.video:
         container.close()
-        raise VideoFileError(f"cannot read video {path}: the file holds no video stream")
+        raise VideoFileError(f"cannot read video {path}: the file holds no video (no video stream with frames)")
     return container
 
 
@@ -138,7 +138,7 @@ def _probe(path: Path) -> VideoInfo:
     if frames <= 0:
         frames = _frame_index(path).count
     if frames <= 0:
-        raise VideoFileError(f"cannot read video {path}: it has no frames")
+        raise VideoFileError(f"cannot read video {path}: the file holds no video (no frames)")
     return VideoInfo(frames, int(width), int(height), float(rate) if rate else None)
 
 
@@ -201,7 +201,7 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> n
     path = Path(path)
     index = _frame_index(path)
     if index.count == 0:
-        raise VideoFileError(f"cannot read video {path}: it has no frames")
+        raise VideoFileError(f"cannot read video {path}: the file holds no video (no frames)")
     count = index.count - start if count is None else int(count)
     if start < 0 or count <= 0 or start + count > index.count:
         need = f"frames {start}..{start + count - 1}" if start else f"{count} frames"
