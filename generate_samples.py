@@ -127,11 +127,11 @@ def main(argv: Sequence[str] | None = None) -> Path:
     files_from = start_frame_source(args, info, folder)
     out = args.out or info.results_dir(args.texture)
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
-    from data.images import list_start_frames, read_images
+    from data.images import check_start_frames, list_start_frames, read_images
     from stage2_cINN.pipeline import load_model
     from utils.device import get_device
 
-    files = list_start_frames(files_from)
+    files = check_start_frames(list_start_frames(files_from))  # a damaged video stops here, before the model loads
     pipe = load_model(folder, get_device(args.gpu), args.precision)
     if pipe.control:
         raise ArgumentError(f"-ckpt_path {folder} is an end-effector control model: use visualize_endpoint.py")

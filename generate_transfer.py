@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 
-    from data.images import list_start_frames, read_images
+    from data.images import check_start_frames, list_start_frames, read_images
     from data.videos import list_videos, video_length
     from stage2_cINN.pipeline import load_model
     from utils.device import get_device
@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     queries = list_videos(video_dir)
     for query in queries:  # an empty or damaged file stops here, naming it, before the model is loaded
         video_length(query)
-    target_files = list_start_frames(args.images)[: args.n_targets] if args.images else None
+    target_files = check_start_frames(list_start_frames(args.images)[: args.n_targets]) if args.images else None
     if target_files is None and len(queries) < 2:
         raise ArgumentError(f"-videos {video_dir}: one query video and no -images; the motion is put on the start "
                             "frames of the other queries or of -images, so give -images (or a folder of videos)")

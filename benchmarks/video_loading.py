@@ -15,7 +15,8 @@ Each source is a ``folder`` dataset (``Data.dataset: folder``) of the same 12 cl
 - ``jpg frames, prepared``: the frames ``python -m data.prepare_videos --size 64`` writes (64 px shorter side).
 
 Per source and worker count: one warm-up epoch, then ``--epochs`` timed epochs of ``--repeat`` x 12 clips;
-clips/s is clips over wall time (median over the epochs), also per worker. Encoding and preparing times, and the
+clips/s is clips over wall time (median over the epochs), also per worker, and (without workers) clips per second of
+the process's CPU time, which other load on the machine changes less. Encoding and preparing times, and the
 bytes on disk, are reported too.
 """
 from __future__ import annotations
@@ -88,20 +89,23 @@ def build_sources(root: Path) -> tuple[dict[str, Path], dict[str, float]]:
     return sources, took
 
 
-def clips_per_second(root: Path, workers: int, epochs: int, repeat: int, img: int, bs: int) -> tuple[float, int]:
-    """(median clips/s over ``epochs`` timed epochs after a warm-up one, clips per epoch)."""
+def clips_per_second(root: Path, workers: int, epochs: int, repeat: int, img: int,
+                     bs: int) -> tuple[float, float | None, int]:
+    """(median clips/s over ``epochs`` timed epochs after a warm-up one, clips per CPU second of this process
+    (``workers`` 0 only: then it does all the work; less sensitive to other load than wall time), clips per epoch)."""
     config = {"Data": {"dataset": "folder", "data_path": str(root), "sequence_length": 16, "img_size": img,
                        "aug": True, "iter_train": repeat, "crop_margin": 0, "Augmentation": {"prob_hflip": 0.5}},
               "Training": {}}
     loader = make_loader(get_dataset(config, "train"), bs, shuffle=True, workers=workers, drop_last=True)
-    rates = []
+    rates, cpu_rates = [], []
     for epoch in range(epochs + 1):
-        start, n = time.perf_counter(), 0
+        start, cpu, n = time.perf_counter(), time.process_time(), 0
         for batch in loader:
             n += batch["seq"].shape[0]
         if epoch:  # epoch 0 warms up (worker start, file caches, the per-file frame index)
             rates.append(n / (time.perf_counter() - start))
-    return statistics.median(rates), n
+            cpu_rates.append(n / (time.process_time() - cpu))
+    return statistics.median(rates), statistics.median(cpu_rates) if workers == 0 else None, n
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -120,18 +124,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="video_loading_") as tmp:
         sources, took = build_sources(Path(tmp))
         print(f"{'source':34s} {'disk':>9s} {'written in':>10s} " +
-              " ".join(f"{f'workers={w}':>22s}" for w in args.workers))
+              " ".join(f"{f'workers={w}':>22s}" for w in args.workers) + "  clips per CPU s (workers=0)")
         for name, root in sources.items():
-            cells = []
+            cells, cpu_cell = [], ""
             for workers in args.workers:
-                rate, n = clips_per_second(root, workers, args.epochs, args.repeat, args.img, args.bs)
+                rate, cpu_rate, n = clips_per_second(root, workers, args.epochs, args.repeat, args.img, args.bs)
                 per = rate / max(workers, 1)
                 rows.append({"source": name, "workers": workers, "clips_per_s": rate, "per_worker": per,
-                             "clips_per_epoch": n, "bytes": _bytes(root), "written_s": took.get(name)})
+                             "clips_per_cpu_s": cpu_rate, "clips_per_epoch": n, "bytes": _bytes(root),
+                             "written_s": took.get(name)})
                 cells.append(f"{rate:7.1f} ({per:6.1f}/worker)")
+                cpu_cell = f"{cpu_rate:8.1f}" if cpu_rate is not None else cpu_cell
             written = f"{took[name]:.1f} s" if name in took else "-"
-            print(f"{name:34s} {_bytes(root) / 1e6:7.1f}MB {written:>10s} " + " ".join(f"{c:>22s}" for c in cells),
-                  flush=True)
+            print(f"{name:34s} {_bytes(root) / 1e6:7.1f}MB {written:>10s} " + " ".join(f"{c:>22s}" for c in cells)
+                  + f"  {cpu_cell}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": rows}, indent=2) + "\n")
     return rows

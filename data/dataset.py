@@ -1,4 +1,5 @@
-"""One "folders of frames" video dataset for every layout of :mod:`data.registry`.
+"""One video dataset for every layout of :mod:`data.registry`: folders of frames and, for the ``folder`` layout, video
+files (decoded by seeking to each clip, :mod:`data.videos`).
 
 An item is ``{'seq': float (T, 3, img_size, img_size) in [-1, 1]}`` with ``T = Data.sequence_length``,
 plus ``'cond'``: the raw ``(3,)`` end-effector position at the clip's last frame for BAIR with control.
@@ -209,7 +210,7 @@ def find_videos(layout: Layout, data: Mapping[str, Any], mode: str, unreadable: 
 
 
 class FrameFolderDataset(Dataset):
-    """Clips of ``sequence_length`` consecutive frames from folders of frames."""
+    """Clips of ``sequence_length`` consecutive frames from folders of frames or video files."""
 
     def __init__(self, videos: Sequence[Video], sequence_length: int, transform: Callable[[torch.Tensor], torch.Tensor],
                  mode: str = "train", random_start: bool = True, control: bool = False, reverse: bool = False,

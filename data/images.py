@@ -14,7 +14,7 @@ from PIL import Image
 from data.augment import resize_clip
 from data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_hidden, is_image, is_video_file, suffix_list
 from data.frame_io import FrameReadError
-from data.videos import first_frame
+from data.videos import first_frame, video_length
 from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,16 @@ def list_start_frames(source: str | Path) -> list[Path]:
         raise MissingFileError(f"no images or videos in {source.resolve()}: expected {suffix_list(IMAGE_SUFFIXES)} "
                                f"images, {suffix_list(VIDEO_SUFFIXES)} videos or sub-folders of frames")
     return natsorted(files, key=lambda p: p.name)
+
+
+def check_start_frames(files: list[Path]) -> list[Path]:
+    """``files`` once every video among them opens and has a frame (cheap: the container's header or packets, no
+    decoding); an empty or damaged video is a :class:`~data.videos.VideoFileError` naming it."""
+    for path in files:
+        if path.is_dir() or is_video_file(path):
+            if video_length(path) == 0:
+                raise MissingFileError(f"no frames ({suffix_list(IMAGE_SUFFIXES)}) in {path}")
+    return files
 
 
 def _image_mode(path: Path) -> tuple[str, bool]:

@@ -211,7 +211,10 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> n
             frames = _decode_in_order(path, start, count)
         else:
             wanted = index.pts[start:start + count]
-            frames = _decode_by_pts(path, wanted, seek=start > 0)
+            try:
+                frames = _decode_by_pts(path, wanted, seek=start > 0)
+            except av.error.FFmpegError:  # a container that cannot seek: decoded from its start below
+                frames = None
             if frames is None:
                 frames = _decode_by_pts(path, wanted, seek=False)
             if len(frames) != count:  # decoded timestamps other than the packets': count in decoding order

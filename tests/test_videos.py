@@ -5,6 +5,7 @@ sampled by its folder alone, with one video per sample; transfer from a video fi
 (``real_mp4s``), a tiny random model, tiny random metric networks."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -41,6 +42,12 @@ from utils.media import save_gif, save_mp4
 pytestmark = pytest.mark.usefixtures("single_thread")  # small tensors: one intra-op thread
 
 SPLITS = {"train": ("sample1", "sample2", "sample3", "sample4"), "eval": ("sample5",), "test": ("sample11", "sample12")}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """Tiny random-weight metric networks (tests.test_eval.tiny_backbones), built once for the module."""
+    return tiny_backbones()
 
 
 @pytest.fixture(scope="module")
@@ -178,13 +185,14 @@ def test_bad_video_files_are_one_error_naming_the_file(bad_files, real_mp4s):
     assert str(real_mp4s["sample1"]) in str(info.value)
 
 
-def test_transfer_with_a_bad_query_is_one_error_line_before_the_model_loads(bad_files, capsys, monkeypatch):
+def test_a_bad_video_is_one_error_line_before_the_model_loads(bad_files, capsys, monkeypatch):
     import stage2_cINN.pipeline
 
     monkeypatch.setattr(stage2_cINN.pipeline, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
-    for name in ("empty", "random"):
+    for name, script, flag in (("empty", generate_transfer, "-videos"), ("random", generate_transfer, "-videos"),
+                               ("truncated", generate_samples, "-images"), ("noframes", generate_samples, "-images")):
         with pytest.raises(SystemExit) as info:
-            command.run(generate_transfer.main, ["-dataset", "demo", "-gpu", "-1", "-videos", str(bad_files[name])])
+            command.run(script.main, ["-dataset", "demo", "-gpu", "-1", flag, str(bad_files[name])])
         err = capsys.readouterr().err.strip().splitlines()
         assert info.value.code == 2 and len(err) == 1 and err[0].startswith("error: cannot read video "), err
         assert str(bad_files[name]) in err[0] and "Traceback" not in err[0]
@@ -280,30 +288,29 @@ def _copy_videos(real_mp4s, folder: Path, names) -> Path:
     return folder
 
 
-def test_compare_constrains_the_length_only_by_the_metrics_asked_for(real_mp4s, tmp_path):
+def test_compare_constrains_the_length_only_by_the_metrics_asked_for(real_mp4s, tmp_path, tiny):
     real = _copy_videos(real_mp4s, tmp_path / "real", ("sample1", "sample2", "sample3"))
     fake = _copy_videos(real_mp4s, tmp_path / "fake", ("sample4", "sample5", "sample6"))
     base = ["--real", str(real), "--fake", str(fake), "--gpu", "-1", "--bs", "3", "--size", "16"]
-    result = compare.main(base + ["--fvd", "--fid"], backbones=tiny_backbones())  # 33-frame videos
+    result = compare.main(base + ["--fvd", "--fid"], backbones=tiny)  # 33-frame videos
     assert result["frames"] == 33 and set(result["metrics"]) == {"FVD", "FID"}
     with pytest.raises(ArgumentError, match=r"has 33 frame\(s\): DTFVD is defined for videos of at most 32 frames.*"
                                             r"--frames 32"):
-        compare.main(base + ["--dtfvd"], backbones=tiny_backbones())
-    assert compare.main(base + ["--dtfvd", "--frames", "16"], backbones=tiny_backbones())["frames"] == 16
+        compare.main(base + ["--dtfvd"], backbones=tiny)
+    assert compare.main(base + ["--dtfvd", "--frames", "16"], backbones=tiny)["frames"] == 16
     static = tmp_path / "static"  # still clips saved as GIF: the writer merges identical frames into one
     static.mkdir()
     for k in range(2):
         save_gif(torch.full((16, 3, 16, 16), 0.1 * k), static / f"still{k}.gif")
     assert read_video(static / "still0.gif").shape[0] == 1
-    full_size = tiny_backbones()
-    full_size.fvd = FVDFeatureExtractor(KineticsI3D(), "fvd")  # the network at its real input size
+    full_size = dataclasses.replace(tiny, fvd=FVDFeatureExtractor(KineticsI3D(), "fvd"))  # at its real input size
     with pytest.raises(ArgumentError) as info:
         compare.main(["--real", str(real), "--fake", str(static), "--gpu", "-1", "--fvd"], backbones=full_size)
     message = str(info.value)
     assert f"--fake {static}" in message and "still0.gif, has 1 frame(s)" in message
     assert "FVD needs videos of at least 10 frames" in message
     assert compare.main(["--real", str(real), "--fake", str(static), "--gpu", "-1", "--fid", "--size", "16"],
-                        backbones=tiny_backbones())["frames"] == 1  # FID compares frames: any length
+                        backbones=tiny)["frames"] == 1  # FID compares frames: any length
 
 
 # ----------------------------------------------------------------------------- a model of your own videos
@@ -318,7 +325,7 @@ def folder_model(mp4_root, tmp_path_factory) -> Path:
     return s2
 
 
-def test_a_folder_model_samples_by_its_folder_one_video_per_sample(folder_model, mp4_root, tmp_path):
+def test_a_folder_model_samples_by_its_folder_one_video_per_sample(folder_model, mp4_root, tmp_path, tiny):
     out = tmp_path / "out"
     generate_samples.main(["-ckpt_path", str(folder_model), "-gpu", "-1", "-n_samples", "2", "-per_sample", "both",
                            "-out", str(out)])  # no -dataset, no -images: the test split's first frames
@@ -331,7 +338,7 @@ def test_a_folder_model_samples_by_its_folder_one_video_per_sample(folder_model,
     assert (mp4 - png).abs().mean() < 0.5 * (mp4 - other).abs().mean()
     for fake in ("videos", "frames"):  # either folder is a --fake of metrics.compare
         result = compare.main(["--real", str(mp4_root / "test"), "--fake", str(out / fake), "--gpu", "-1", "--fid",
-                               "--size", "32"], backbones=tiny_backbones())
+                               "--size", "32"], backbones=tiny)
         assert result["n_real"] == 2 and result["n_fake"] == 4 and result["frames"] == 16
 
 
