@@ -51,6 +51,13 @@ def compare() -> None:
     run(script.main)
 
 
+def reproduce() -> None:
+    """``i2v-reproduce``: reproduce_paper.py."""
+    import reproduce_paper
+
+    run(reproduce_paper.main)
+
+
 def train_stage1() -> None:
     """``i2v-train-stage1``: python -m stage1_VAE.main."""
     from stage1_VAE import main as script

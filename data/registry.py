@@ -230,10 +230,10 @@ def model_datasets() -> list[str]:
 
 
 def protocol_datasets() -> list[str]:
-    """The datasets the evaluation scripts evaluate (each with its real/fake frames)."""
-    return [n for n, i in DATASETS.items() if i.protocol is not None]
-
-
-def paper_datasets() -> list[str]:
     """The datasets with an evaluation protocol of the paper (``-protocol paper``)."""
     return [n for n, i in DATASETS.items() if i.protocol is not None and i.paper_protocol]
+
+
+def evaluated_datasets() -> list[str]:
+    """The datasets the evaluation scripts evaluate (each with its real/fake frames): the paper's and ``folder``."""
+    return [n for n, i in DATASETS.items() if i.protocol is not None]

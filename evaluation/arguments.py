@@ -6,9 +6,9 @@ import argparse
 import logging
 from typing import Sequence
 
-from data.registry import dataset_info, paper_datasets, protocol_datasets
+from data.registry import dataset_info, evaluated_datasets, protocol_datasets
 from evaluation.backbones import I3D_KINDS, Backbones, min_frames
-from metrics.protocol import PROTOCOLS, length_problem
+from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_TRIALS, default_trials, length_problem
 from stage2_cINN.arguments import add_model_arguments, canonical_dataset, data_root, finish_model_arguments, model_dir
 from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
 from utils.errors import ArgumentError
@@ -19,18 +19,21 @@ DEFAULT_DIST_TIMEOUT = 1800.0
 
 
 def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str | None = "paper", trials: bool = True,
-                        real_stats: bool = True) -> None:
-    """Protocol, trials, weights folder, real-statistics cache, part files and the torchrun timeout (every
-    evaluation entry point; each flag also in the other dash style). ``default_protocol`` None: ``paper`` for the
-    paper's datasets, ``all`` for your own (:func:`check_common_args`)."""
+                        real_stats: bool = True, protocols: Sequence[str] = COUNTING_PROTOCOLS) -> None:
+    """Protocol (one of ``protocols``), trials, weights folder, real-statistics cache, part files and the torchrun
+    timeout (every evaluation entry point; each flag also in the other dash style). ``default_protocol`` None:
+    ``paper`` for the paper's datasets, ``all`` for your own (:func:`check_common_args`)."""
     add = parser.add_argument
+    fitvid = (f"; {FITVID}: the FVD protocol of later BAIR papers, the start frame + 15 generated frames, every "
+              f"video, {FITVID_TRIALS} trials" if FITVID in protocols else "")
     default = default_protocol or "paper for the paper's datasets, all for -dataset folder"
-    add("-protocol", "--protocol", choices=PROTOCOLS, default=default_protocol,
-        help=f"paper: count videos and frames as the original code did; all: every video and frame "
+    add("-protocol", "--protocol", choices=tuple(protocols), default=default_protocol,
+        help=f"paper: count videos and frames as the original code did; all: every video and frame{fitvid} "
              f"(default: {default}; see README: Evaluation)")
     if trials:
-        add("-n_trials", "--n_trials", type=positive_int, default=1,
-            help="independent sets of samples; the result is their mean and standard deviation")
+        add("-n_trials", "--n_trials", type=positive_int, default=None,
+            help="independent sets of samples; the result is their mean and standard deviation (default: 1"
+                 + (f"; {FITVID_TRIALS} under -protocol {FITVID})" if FITVID in protocols else ")"))
     add("-weights_dir", "--weights_dir", type=existing_folder, default=None,
         help="folder of metric weights laid out like models/ (PI3D/model_rgb.pth, DTI3D/length16/I3D_16.pth.tar, "
              "... and the Inception / VGG16 files under their released names)")
@@ -45,10 +48,12 @@ def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str |
         help="torchrun: seconds a rank waits for the others before it stops with an error")
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True) -> None:
-    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags)."""
+def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats: bool = True,
+                         protocols: Sequence[str] = COUNTING_PROTOCOLS) -> None:
+    """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags;
+    ``protocols``: the choices of ``-protocol``)."""
     add_model_arguments(parser, "model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)",
-                        " | ".join(protocol_datasets()), seq_help="frames generated per video")
+                        " | ".join(evaluated_datasets()), seq_help="frames generated per video")
     parser.add_argument("-data_path", default=None, type=existing_folder,
                         help="root of the dataset (see README: Data preparation); default: the model config's "
                              "Data.data_path when that folder exists")
@@ -61,7 +66,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
                              "(models/PI3D/i3d_torchscript.pt)")
     parser.add_argument("-workers", type=non_negative_int, default=4, help="data loading processes")
     parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
-    add_scale_arguments(parser, default_protocol=None, real_stats=real_stats)
+    add_scale_arguments(parser, default_protocol=None, real_stats=real_stats, protocols=protocols)
 
 
 def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -96,14 +101,14 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     ``Data.data_path``) and ``-protocol`` (``paper`` for the paper's datasets, ``all`` for your own)."""
     finish_model_arguments(None, args)
     dataset = canonical_dataset(args.dataset)
-    if dataset not in protocol_datasets():
+    if dataset not in evaluated_datasets():
         raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
-                            f"{', '.join(protocol_datasets())}")
+                            f"{', '.join(evaluated_datasets())}")
     if args.protocol is None:
-        args.protocol = "paper" if dataset in paper_datasets() else "all"
-    if args.protocol == "paper" and dataset not in paper_datasets():
+        args.protocol = "paper" if dataset in protocol_datasets() else "all"
+    if args.protocol == "paper" and dataset not in protocol_datasets():
         raise ArgumentError(f"-protocol paper: the paper has no evaluation protocol for -dataset {dataset} (your own "
-                            f"videos; it has one for {', '.join(paper_datasets())}); use -protocol all (every test "
+                            f"videos; it has one for {', '.join(protocol_datasets())}); use -protocol all (every test "
                             "clip and frame)")
     textures = dataset_info(dataset).textures
     if textures and not args.texture:
@@ -113,6 +118,8 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str]) -> tuple[s
     if not metrics:
         raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
     check_scale_args(args)
+    if getattr(args, "n_trials", 0) is None:
+        args.n_trials = default_trials(args.protocol)
     return dataset, metrics
 
 

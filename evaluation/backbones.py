@@ -24,11 +24,11 @@ from metrics.lpips_metric import load_lpips, load_vgg16_features
 from metrics.scoring import METRIC_BACKBONES
 from metrics.weights import default_weights_path, weights_path
 from utils.checkpoint import file_sha256
+from utils.choices import I3D_KINDS
 from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
 
-I3D_KINDS = ("hassony2", "torchscript")
 RANDOM_BACKBONES_ENV = "I2V_ALLOW_RANDOM_BACKBONES"
 
 VideoEmbedder = Callable[[torch.Tensor], torch.Tensor]  # (B, T, 3, H, W) in [-1, 1] -> (B, D)

@@ -79,6 +79,20 @@ def prepare_run(args: argparse.Namespace, dataset: str, metrics: Sequence[str], 
     return EvalContext(device, info, backbones, pipe, model_dir, ds, clips)
 
 
+def evaluation_data_config(config: Mapping[str, Any], dataset: str, data_path: str | Path, texture: str | None,
+                     n_frames: int, img_size: int) -> dict[str, Any]:
+    """A copy of a stage-2 ``config`` whose ``Data`` reads the test split of ``dataset`` at ``data_path`` as clips of
+    ``n_frames`` frames at ``img_size`` pixels (the model's resolution)."""
+    cfg = copy.deepcopy(dict(config))
+    data = cfg.setdefault("Data", {})
+    if data.get("dataset") and str(data["dataset"]).lower() != dataset.lower():
+        logger.warning("the model was trained on '%s' but is evaluated on '%s'", data["dataset"], dataset)
+    data.update(dataset=dataset, data_path=str(data_path), sequence_length=int(n_frames), img_size=int(img_size))
+    if texture:
+        data["texture"] = texture
+    return cfg
+
+
 def make_test_dataset(pipe: Pipeline, dataset: str, data_path: str | Path, texture: str | None,
                       n_frames: int) -> torch.utils.data.Dataset:
     """The test split as clips of ``n_frames`` frames at the model's resolution (fixed per index).
@@ -86,13 +100,7 @@ def make_test_dataset(pipe: Pipeline, dataset: str, data_path: str | Path, textu
     The config is the model's stage-2 config with ``Data.dataset``, ``data_path``, ``texture``,
     ``sequence_length`` and ``img_size`` (the generator's resolution) replaced. Data errors name the split.
     """
-    cfg = copy.deepcopy(pipe.config)
-    data = cfg.setdefault("Data", {})
-    if data.get("dataset") and str(data["dataset"]).lower() != dataset.lower():
-        logger.warning("the model was trained on '%s' but is evaluated on '%s'", data["dataset"], dataset)
-    data.update(dataset=dataset, data_path=str(data_path), sequence_length=int(n_frames), img_size=int(pipe.img_size))
-    if texture:
-        data["texture"] = texture
+    cfg = evaluation_data_config(pipe.config, dataset, data_path, texture, n_frames, pipe.img_size)
     try:
         return get_dataset(cfg, "test", control=False)
     except I2VError as exc:

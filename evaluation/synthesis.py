@@ -18,7 +18,7 @@ from evaluation.real_stats import read_real_stats, stats_identity, write_real_st
 from evaluation.report import report, result_path, run_info, trial_results
 from evaluation.runner import EvalContext, chunk_batches, model_stamp, prepare_run, residuals, shard_plan
 from evaluation.sharded import Chunk, remove_parts, run_chunks
-from metrics.protocol import dtfvd_network_frames, protocol_length, protocol_slices
+from metrics.protocol import check_fitvid_length, dtfvd_network_frames, protocol_length, protocol_slices
 from metrics.scoring import SYNTHESIS_METRICS, Records, SynthesisFeatures
 
 logger = logging.getLogger(__name__)
@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested metrics); an error for unusable arguments."""
     dataset, metrics = check_common_args(args, SYNTHESIS_METRICS)
-    length = protocol_length(dataset, args.seq_length)
-    checked = metrics if args.protocol == "all" else [m for m in metrics if m != "DTFVD"]  # paper: DTFVD cuts to 32
+    check_fitvid_length(args.protocol, args.seq_length)
+    length = protocol_length(dataset, args.seq_length, args.protocol)
+    checked = metrics if args.protocol != "paper" else [m for m in metrics if m != "DTFVD"]  # paper: DTFVD cuts to 32
     check_lengths(checked, length, f"-seq_length {args.seq_length} ({length} frames per compared video)")
     return dataset, metrics
 
@@ -41,7 +42,8 @@ def chunk_features(ev: EvalContext, args: argparse.Namespace, dataset: str, feat
             real, fakes = None, []
             for trial in range(args.n_trials):
                 noise = residuals(args.seed, trial, idx, (ev.pipe.z_dim,))
-                real, fake = protocol_slices(dataset, seq, ev.pipe.sample(seq[:, 0], args.seq_length, residual=noise))
+                fake = ev.pipe.sample(seq[:, 0], args.seq_length, residual=noise)
+                real, fake = protocol_slices(dataset, seq, fake, args.protocol)
                 fakes.append(fake)
             yield feats.chunk_records(idx, real, fakes, real_features)
     return compute
@@ -52,7 +54,7 @@ def evaluate_synthesis(args: argparse.Namespace, backbones: Backbones | None = N
     """Evaluate (on rank 0 the result payload, None on other ranks); ``backbones`` may hold metric networks
     to use instead of loading them (tests)."""
     dataset, metrics = check_args(args)
-    length = protocol_length(dataset, args.seq_length)
+    length = protocol_length(dataset, args.seq_length, args.protocol)
     dt_frames = dtfvd_network_frames(args.protocol, args.seq_length, length)
     ev = prepare_run(args, dataset, metrics, args.seq_length + 1, dt_frames, backbones, compared_frames=length)
     feats = SynthesisFeatures(ev.backbones, metrics, args.protocol, dt_frames, batch_size=args.bs)

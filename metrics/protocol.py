@@ -7,7 +7,10 @@ every metric there fed its network fixed-size batches and dropped what did not f
 ``-seq_length`` > 16, fed the first 16 frames of the clip tiled in time: iPER's 17-frame videos lose
 their last frame), and DTI3D diversity compared the first 5 realisations. ``all`` uses every test
 video and frame, and the DTDB I3D that covers the whole evaluated clip (16 or 32 frames, shorter clips
-tiled in time).
+tiled in time). ``fitvid`` is the FVD protocol of later BAIR papers (FitVid, MAGVIT, RaMViD): 16 frames per
+video, the start frame and the first 15 generated ones against real frames 0..15, for every dataset (for BAIR
+these are the frames of ``paper``), every test video (BAIR: 256) and :data:`FITVID_TRIALS` independent
+trials by default (the score is their mean and standard deviation; ``paper`` is one pass).
 """
 from __future__ import annotations
 
@@ -15,12 +18,17 @@ import dataclasses
 
 import torch
 
-from data.registry import ALL_FRAMES, START_FRAME_IN, dataset_info, protocol_datasets
+from data.registry import ALL_FRAMES, START_FRAME_IN, dataset_info, evaluated_datasets
 from metrics.fvd import tile_time
 from utils.errors import ArgumentError
 
-PROTOCOLS = ("paper", "all")
+FITVID = "fitvid"
+PROTOCOLS = ("paper", "all", FITVID)  # every protocol (eval_synthesis_quality.py)
+COUNTING_PROTOCOLS = ("paper", "all")  # without a start frame to place: diversity, two folders of videos
 PAPER_DTI3D_REALISATIONS = 5  # the original's DTI3D diversity loops over range(5)
+FITVID_FRAMES = 16  # the start frame + 15 generated frames (FitVid, MAGVIT, RaMViD on BAIR)
+FITVID_TRIALS = 100  # FVD is the mean (and std) of 100 trials over the 256 BAIR test videos
+FITVID_VIDEOS = 256  # the BAIR test set
 
 
 class ProtocolError(ArgumentError):
@@ -59,9 +67,22 @@ def check_protocol(protocol: str) -> str:
     return protocol
 
 
+def default_trials(protocol: str) -> int:
+    """Trials of a protocol when ``-n_trials`` is not given: :data:`FITVID_TRIALS` under ``fitvid``, else 1."""
+    return FITVID_TRIALS if check_protocol(protocol) == FITVID else 1
+
+
+def check_fitvid_length(protocol: str, seq_length: int) -> None:
+    """A :class:`ProtocolError` unless ``fitvid`` compares :data:`FITVID_FRAMES` frames (``-seq_length`` 16)."""
+    if check_protocol(protocol) == FITVID and seq_length != FITVID_FRAMES:
+        raise ProtocolError(f"-protocol fitvid compares {FITVID_FRAMES} frames (the start frame and the first 15 "
+                            f"generated ones): -seq_length must be {FITVID_FRAMES}, got {seq_length}")
+
+
 def used_count(metric: str, n: int, protocol: str) -> int:
-    """How many of ``n`` units (videos, frames or start frames, see :data:`PAPER_BATCHING`) ``metric`` uses."""
-    if check_protocol(protocol) == "all" or metric not in PAPER_BATCHING:
+    """How many of ``n`` units (videos, frames or start frames, see :data:`PAPER_BATCHING`) ``metric`` uses
+    (``all`` and ``fitvid``: every one)."""
+    if check_protocol(protocol) != "paper" or metric not in PAPER_BATCHING:
         return n
     rule = PAPER_BATCHING[metric]
     if n >= rule.multiple:
@@ -88,11 +109,12 @@ def _protocol_kind(dataset: str) -> str:
     except ValueError:
         kind = None
     if kind is None:
-        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {protocol_datasets()}")
+        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {evaluated_datasets()}")
     return kind
 
 
-def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor,
+                    protocol: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
     """(real, fake) videos compared by the synthesis metrics (the original's eval_synthesis_quality.py), for T
     generated frames.
 
@@ -116,16 +138,18 @@ def protocol_slices(dataset: str, seq: torch.Tensor, fake: torch.Tensor) -> tupl
                          f"same size: got real {tuple(seq.shape)} for fake {tuple(fake.shape)}")
     fake = fake.to(seq.device, seq.dtype)
     x0 = seq[:, :1]
-    kind = _protocol_kind(dataset)
-    if kind == START_FRAME_IN:  # BAIR
+    kind = START_FRAME_IN if check_protocol(protocol) == FITVID else _protocol_kind(dataset)
+    if kind == START_FRAME_IN:  # BAIR (and every dataset under fitvid)
         return seq[:, :n], torch.cat([x0, fake[:, : n - 1]], dim=1)
     if kind == ALL_FRAMES:  # iPER
         return seq, torch.cat([x0, fake], dim=1)
     return seq[:, :n], fake  # landscape, DTDB: "first 16 real frames" = frames 0..15 (see docstring)
 
 
-def protocol_length(dataset: str, seq_length: int) -> int:
+def protocol_length(dataset: str, seq_length: int, protocol: str = "paper") -> int:
     """Frames per evaluated video under :func:`protocol_slices` for ``seq_length`` generated frames."""
+    if check_protocol(protocol) == FITVID:
+        return seq_length
     return seq_length + 1 if _protocol_kind(dataset) == ALL_FRAMES else seq_length
 
 
@@ -167,3 +191,14 @@ def dtfvd_network_frames(protocol: str, seq_length: int, video_length: int) -> i
 def dtfvd_clip(videos: torch.Tensor, n_frames: int) -> torch.Tensor:
     """The first ``n_frames`` frames of (B, T, ...) videos tiled in time (the DTDB I3D's input length)."""
     return tile_time(videos, n_frames)[:, :n_frames]
+
+
+def compared_frames(dataset: str, seq_length: int, protocol: str = "paper") -> str:
+    """Which frames :func:`protocol_slices` compares, in words (for reports), for ``seq_length`` generated frames."""
+    kind = START_FRAME_IN if check_protocol(protocol) == FITVID else _protocol_kind(dataset)
+    n = seq_length
+    if kind == START_FRAME_IN:
+        return f"the start frame + generated frames 1-{n - 1} vs real frames 0-{n - 1} ({n} frames, start frame in)"
+    if kind == ALL_FRAMES:
+        return f"the start frame + generated frames 1-{n} vs real frames 0-{n} ({n + 1} frames, start frame in)"
+    return f"generated frames 1-{n} vs real frames 0-{n - 1} ({n} frames, start frame out)"

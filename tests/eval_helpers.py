@@ -37,10 +37,11 @@ def _save(state: dict[str, torch.Tensor], path: Path, wrap: bool = False) -> Non
     torch.save({"state_dict": state} if wrap else state, path)
 
 
-def write_random_weights(folder: Path, seed: int = 0) -> Path:
+def write_random_weights(folder: Path, seed: int = 0, i3d_only: bool = False) -> Path:
     """``folder`` laid out like ``models/`` with random-weight files of the Kinetics I3D (``model_rgb.pth``,
-    plain state dict), the 16-frame DTDB I3D (``{'state_dict': ...}``), pytorch-fid's Inception and the
-    torchvision VGG16 ``features`` (the released file also holds the classifier, which is never read)."""
+    plain state dict), the 16-frame DTDB I3D (``{'state_dict': ...}``) and, unless ``i3d_only``, pytorch-fid's
+    Inception and the torchvision VGG16 ``features`` (the released file also holds the classifier, which is never
+    read)."""
     import torchvision
 
     from metrics.dti3d import DTDBI3D
@@ -50,6 +51,8 @@ def write_random_weights(folder: Path, seed: int = 0) -> Path:
     folder = Path(folder)
     _save(activating_init(KineticsI3D(), seed).state_dict(), folder / KINETICS_FILE)
     _save(activating_init(DTDBI3D(16), seed + 1).state_dict(), folder / DTDB16_FILE, wrap=True)
+    if i3d_only:
+        return folder
     _save(activating_init(_build_fid_inception_v3(None), seed + 2).state_dict(), folder / FID_FILE)
     vgg = activating_init(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"]), seed + 3)
     _save({f"features.{k}": v for k, v in vgg.state_dict().items()}, folder / VGG_FILE)

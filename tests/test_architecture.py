@@ -14,15 +14,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("utils", "data", "metrics", "blocks", "training", "stage1_VAE", "stage2_cINN", "evaluation", "models")
 SCRIPTS = ("cli", "app", "generate_samples", "generate_transfer", "visualize_endpoint", "eval_synthesis_quality",
-           "eval_diversity")
+           "eval_diversity", "reproduce_paper")
 # entry points whose function-level imports keep ``--help`` and argument errors free of torch (or, for cli.py, load
 # only the command that runs)
 LAZY_ENTRY_POINTS = {"cli", "generate_samples", "generate_transfer", "visualize_endpoint", "stage1_VAE.main",
-                     "stage2_cINN.main", "stage2_cINN.AE.main"}
+                     "stage2_cINN.main", "stage2_cINN.AE.main", "reproduce_paper"}
 TORCH_FREE = ("cli", "generate_samples", "generate_transfer", "visualize_endpoint", "stage1_VAE.main",
               "stage2_cINN.main", "stage2_cINN.AE.main", "stage1_VAE.config", "stage2_cINN.config",
               "stage2_cINN.AE.config", "stage2_cINN.arguments", "training.config", "data.registry", "data.config",
-              "data.formats", "utils.command", "utils.config", "utils.choices")
+              "data.formats", "utils.command", "utils.config", "utils.choices", "reproduce_paper",
+              "evaluation.paper_numbers")
 
 
 def _source_files(root: Path) -> dict[str, Path]:

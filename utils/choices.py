@@ -4,3 +4,4 @@ from __future__ import annotations
 
 PRECISIONS = ("fp32", "bf16", "fp16")  # inference: ``load_model(..., precision=...)``, ``-precision``
 AMP_MODES = ("none", "bf16", "fp16")  # training: ``Training.amp``
+I3D_KINDS = ("hassony2", "torchscript")  # the Kinetics I3D of FVD / I3D diversity: ``-i3d``
