@@ -32,7 +32,7 @@ from utils.errors import ArgumentError, MissingFileError
 logger = logging.getLogger(__name__)
 
 __all__ = ["VideoFileError", "VideoInfo", "probe", "frame_count", "read_frames", "read_clip_file", "iter_frames",
-           "list_videos", "read_video", "video_length", "first_frame", "video_name"]
+           "list_videos", "read_video", "video_length", "first_frame"]
 
 INDEXED_CONTAINERS = (".mp4", ".mov", ".m4v", ".avi")  # their headers hold a trustworthy frame count
 _CACHE_SIZE = 4096  # files whose frame index a process keeps
@@ -274,12 +274,6 @@ def list_videos(source: str | Path) -> list[Path]:
         raise MissingFileError(f"no videos in {source.resolve()}: expected sub-folders of frames or "
                                f"{suffix_list(VIDEO_SUFFIXES)} files{seen}")
     return natsorted(entries, key=lambda p: p.name)
-
-
-def video_name(path: str | Path) -> str:
-    """A video's name: a file's stem (``sample11.mp4`` -> ``sample11``), a frame folder's name."""
-    path = Path(path)
-    return path.stem if path.is_file() else path.name
 
 
 def video_length(path: str | Path) -> int:
