@@ -2,12 +2,13 @@
 ``python app.py -ckpt_path models/landscape/stage2 -gpu 0 [-precision bf16]``; prints the URL
 (http://127.0.0.1:7860 or the next free port).
 
-Tabs: "Sample" (n videos from one start frame), "Transfer" (the motion of a sample clip put on a start frame)
-and, for an end-effector control model (BAIR, ``models/bair/stage2_control``), "Endpoint". Scripts call the
-same functions through ``gradio_client`` as ``/sample`` (image, n, length, seed), ``/transfer`` (clip, image,
-length) and ``/endpoint`` (image, x, y, z, n, length, seed). The server listens on 127.0.0.1 only
-(``--share`` adds a public gradio.live link), Gradio's analytics are off and the page uses system fonts, so
-nothing is fetched from the internet.
+Tabs: "Sample" (n videos from one start frame), "Transfer motion" (the motion of a sample clip or of an uploaded
+video put on a start frame) and, for an end-effector control model (BAIR, ``models/bair/stage2_control``),
+"Endpoint". The header names the model (and says when it is the small CPU-trained demo). Scripts call the same
+functions through ``gradio_client`` as ``/sample`` (image, n, length, seed), ``/transfer`` (clip, image, length,
+video: an uploaded query that replaces the clip) and ``/endpoint`` (image, x, y, z, n, length, seed). The server
+listens on 127.0.0.1 only (``--share`` adds a public gradio.live link), Gradio's analytics are off and the page uses
+system fonts, so nothing is fetched from the internet.
 """
 from __future__ import annotations
 
@@ -32,12 +33,13 @@ from typing import Sequence  # noqa: E402
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_video_file, suffix_list  # noqa: E402
 from data.images import list_images, read_image  # noqa: E402
 from data.registry import DATASETS, dataset_info  # noqa: E402
 from data.videos import list_videos  # noqa: E402
 from generate_samples import generate, write_results  # noqa: E402
 from generate_transfer import load_query  # noqa: E402
-from stage2_cINN.arguments import add_precision_argument  # noqa: E402
+from stage2_cINN.arguments import add_precision_argument, is_demo_model  # noqa: E402
 from stage2_cINN.modules.control import POS_MAX, POS_MIN  # noqa: E402
 from stage2_cINN.pipeline import load_model  # noqa: E402
 from utils.command import add_gpu_argument, existing_folder, parser, run  # noqa: E402
@@ -91,7 +93,7 @@ def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path
     """Sample start frames and query clips of the model's dataset (``Data.dataset``; the demo model and
     self-made ``folder`` datasets use the demo frames; datasets without clips use landscape's)."""
     data = pipe.config["Data"]
-    is_demo = Path(model_dir).resolve().is_relative_to(DEMO_MODEL.parent.resolve())
+    is_demo = is_demo_model(model_dir)
     try:
         info = dataset_info(data.get("dataset", ""))
     except ValueError:
@@ -104,12 +106,36 @@ def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path
             clips if clips.is_dir() else DATASETS["landscape"].clip_dir())
 
 
+def _upload(file) -> tuple[str | None, str]:
+    """(path, name shown) of a file argument: a path, or the page's file payload ({"path", "orig_name", ...})."""
+    if isinstance(file, dict):
+        path = file.get("path")
+        return path, file.get("orig_name") or Path(str(path)).name
+    return file, Path(str(file)).name
+
+
+def model_header(pipe, model_name: str, demo: bool) -> str:
+    """The page's header: which model runs (and for the bundled demo, what it is and where the paper's models are)."""
+    data = pipe.config.get("Data", {})
+    trained = f"trained on `{data.get('dataset')}`" + (f" ({data['texture']})" if data.get("texture") else "")
+    lines = ["### Stochastic image-to-video synthesis with cINNs",
+             f"Model `{model_name}`: {trained}, {pipe.img_size} px, {pipe.frames_per_pass} frames per pass, "
+             f"on {pipe.device}."]
+    if demo:
+        lines.append("**This is the bundled demo**: a small model (64 px, reduced channels) trained for 23 minutes on "
+                     "a CPU from ten sky time-lapse clips. Its blurry videos and weak motion come from that, not from "
+                     "the method. For the paper's models, download the released weights (README, *Pretrained models of "
+                     "the paper*) and start `python app.py -ckpt_path models/landscape/stage2` (or another model "
+                     "folder).")
+    return "\n\n".join(lines)
+
+
 class DemoApp:
     """The loaded pipeline and the page's three calls; bad input raises ``gr.Error`` (shown in the page, one log
     line in the terminal: :func:`user_error`)."""
 
-    def __init__(self, pipe, image_dir: Path, clip_dir: Path, model_name: str = ""):
-        self.pipe, self.model_name = pipe, model_name
+    def __init__(self, pipe, image_dir: Path, clip_dir: Path, model_name: str = "", demo: bool = False):
+        self.pipe, self.model_name, self.demo = pipe, model_name, demo
         self.image_dir, self.clip_dir = Path(image_dir).resolve(), Path(clip_dir).resolve()
         self.image_files = list_images(self.image_dir) if self.image_dir.is_dir() else []
         self.clips = {p.name: p for p in list_videos(self.clip_dir)} if self.clip_dir.is_dir() else {}
@@ -128,16 +154,30 @@ class DemoApp:
         """(3, S, S) in [-1, 1], read and resized as the scripts read start frames. ``image``: a path, or the
         page's file payload ({"path", "orig_name", ...}: the calls take their inputs unprocessed, so that
         every bad input gets this app's message rather than Gradio's preprocessing error)."""
-        if isinstance(image, dict):
-            path, name = image.get("path"), image.get("orig_name") or Path(str(image.get("path"))).name
-        else:
-            path, name = image, Path(str(image)).name
+        path, name = _upload(image)
         if path is None or str(path) == "":
             raise user_error("No start frame: pick one of the sample frames below the image or upload an image.")
         try:
             return read_image(path, self.pipe.img_size)
         except I2VError:  # data.images reports unreadable files this way
-            raise user_error(f"The start frame {name} is not a readable image (jpg, png, webp, bmp, tiff).") from None
+            raise user_error(f"The start frame {name} is not a readable image "
+                             f"({suffix_list(IMAGE_SUFFIXES)}).") from None
+
+    def _query(self, clip, video) -> tuple[torch.Tensor, str]:
+        """The query (1, frames_per_pass + 1, 3, S, S) and its name: the uploaded ``video`` if any, else ``clip``."""
+        path, name = _upload(video) if video else (None, "")
+        if path:
+            if not is_video_file(name):
+                raise user_error(f"The query video {name} is not a video file ({suffix_list(VIDEO_SUFFIXES)}).")
+        elif clip in self.clips:
+            path, name = self.clips[clip], clip
+        else:
+            raise user_error(f"Unknown query clip {clip!r}: choose one of {', '.join(self.clips) or '(none found)'} "
+                           "or upload a video")
+        try:
+            return load_query(Path(path), self.pipe.img_size, self.pipe.frames_per_pass + 1), name
+        except I2VError as exc:  # empty, damaged, or shorter than start frame + one pass of the generator
+            raise user_error(f"The query video {name} cannot be used: {str(exc).replace(str(path), name)}") from None
 
     def _settings(self, n, length, seed) -> tuple[int, int, int]:
         return (_whole(n, "number of samples", 1, MAX_SAMPLES),
@@ -171,16 +211,14 @@ class DemoApp:
         return self._results(x0, videos, time.perf_counter() - t0, progress)
 
     @_user_errors
-    def transfer(self, clip, image, length, progress=gr.Progress(track_tqdm=True)) -> tuple:
-        """/transfer: the motion of a sample clip on a start frame -> (query | result) MP4, downloads, timing."""
-        if clip not in self.clips:
-            raise user_error(f"Unknown query clip {clip!r}: choose one of {', '.join(self.clips) or '(none found)'}")
+    def transfer(self, clip, image, length, video=None, progress=gr.Progress(track_tqdm=True)) -> tuple:
+        """/transfer: the motion of a sample clip (or of an uploaded ``video``, which replaces it) on a start frame ->
+        (query | result) MP4, downloads, timing."""
         length = _whole(length, "sequence length", MIN_LENGTH, MAX_LENGTH)
         x0 = self._start_frame(image)
         progress(0.0, desc="transferring")
         t0 = time.perf_counter()
-        # a clip shorter than start frame + one pass of the generator: an I2VError, shown in the page
-        query = load_query(self.clips[clip], self.pipe.img_size, self.pipe.frames_per_pass + 1)
+        query, clip = self._query(clip, video)
         moved = self.pipe.transfer(query, x0[None], length, use_mean=True).cpu()  # (1, T, 3, H, W)
         took = time.perf_counter() - t0
         video = side_by_side([query[0, 1:], moved[0]])  # the query's motion, then the result
@@ -239,6 +277,7 @@ def _result_outputs(prefix: str, start: bool = True) -> list:
 
 
 def _button(label: str, prefix: str) -> gr.Button:
+    """The tab's primary button; its label says what it does."""
     return gr.Button(label, variant="primary", elem_id=f"{prefix}-generate")
 
 
@@ -253,7 +292,7 @@ def _sample_tab(app: DemoApp) -> None:
         with gr.Column():
             image = _start_frame_input(app, "sample")
             settings = _settings_inputs("sample")
-            button = _button("Generate", "sample")
+            button = _button("Generate videos from the start frame", "sample")
         with gr.Column():
             outputs = _result_outputs("sample")
     _listen(button, app.sample, [image, *settings], outputs, "sample")
@@ -263,13 +302,17 @@ def _transfer_tab(app: DemoApp) -> None:
     names = list(app.clips)
     with gr.Row():
         with gr.Column():
-            clip = gr.Dropdown(names, value=names[0] if names else None, label=f"query clip ({app.clip_dir.name})")
+            clip = gr.Dropdown(names, value=names[0] if names else None, label=f"query clip ({app.clip_dir.name})",
+                               elem_id="transfer-clip")
+            video = gr.File(label="or upload a query video (mp4, gif, webm, ...; replaces the clip above)",
+                            file_types=list(VIDEO_SUFFIXES), file_count="single", height=100,
+                            elem_id="transfer-upload")
             image = _start_frame_input(app, "transfer", "start frame to put the motion on")
             length = gr.Slider(MIN_LENGTH, MAX_LENGTH, value=16, step=1, label="sequence length (frames)")
-            button = _button("Transfer", "transfer")
+            button = _button("Put the query's motion on the start frame", "transfer")
         with gr.Column():
             outputs = _result_outputs("transfer", start=False)
-    _listen(button, app.transfer, [clip, image, length], outputs, "transfer")
+    _listen(button, app.transfer, [clip, image, length, video], outputs, "transfer")
 
 
 def _endpoint_tab(app: DemoApp) -> None:
@@ -282,7 +325,7 @@ def _endpoint_tab(app: DemoApp) -> None:
                              value=round(lo + span / 2, 3), step=0.001, label=f"endpoint {axis}")
                    for axis, lo, span in zip("xyz", POS_MIN, POS_MAX)]
             settings = _settings_inputs("endpoint")
-            button = _button("Generate", "endpoint")
+            button = _button("Generate videos that end at this endpoint", "endpoint")
         with gr.Column():
             outputs = _result_outputs("endpoint")
     _listen(button, app.endpoint, [image, *pos, *settings], outputs, "endpoint")
@@ -292,8 +335,7 @@ def build_ui(app: DemoApp) -> gr.Blocks:
     """The page: Sample and Transfer tabs, or the Endpoint tab for a control model."""
     pipe = app.pipe
     with gr.Blocks(title="Image-to-video cINN", analytics_enabled=False, delete_cache=(1800, 3600)) as ui:
-        gr.Markdown(f"### Stochastic image-to-video synthesis with cINNs\nModel `{app.model_name}`: "
-                    f"{pipe.img_size} px, {pipe.frames_per_pass} frames per pass, on {pipe.device}.")
+        gr.Markdown(model_header(pipe, app.model_name, app.demo), elem_id="header")
         with gr.Tabs():
             if pipe.control:
                 with gr.Tab("Endpoint"):
@@ -301,7 +343,7 @@ def build_ui(app: DemoApp) -> gr.Blocks:
             else:
                 with gr.Tab("Sample"):
                     _sample_tab(app)
-                with gr.Tab("Transfer"):
+                with gr.Tab("Transfer motion"):
                     _transfer_tab(app)
     return ui
 
@@ -353,7 +395,8 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
     pipe = load_model(model_dir, device, args.precision)
     name = model_dir.resolve()
     app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
-                  model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name))
+                  model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name),
+                  demo=is_demo_model(model_dir))
     ui = build_ui(app)
     launch(ui, app, args.port, args.share)
     if block:

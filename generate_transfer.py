@@ -1,12 +1,13 @@
 """Transfer motion between videos: ``python generate_transfer.py -dataset landscape -gpu 0``.
 
-Each folder in ``assets/GT_samples/<dataset>/transfer/`` (or ``-videos DIR``) is a query video (frames,
-GIF or MP4). Its motion, encoded by stage 1 from the posterior mean and mapped to the residual space by the
-cINN, is put on the start frames of the other query videos (or of ``-images DIR``). The first
-``-query_frames`` frames of a query are read: frame 0 is its start frame, frames 1-16 are encoded (17, the
-default) or frames 1-15 (16: what the original script read and encoded). Writes ``transfer_<query>.gif`` per
-query: top row the query video and the target start frames, bottom row the query start frame and the
-transferred videos.
+Each video in ``assets/GT_samples/<dataset>/transfer/`` (or ``-videos``: a video file or a folder of them) is a query
+(a folder of frames or a .mp4/.webm/.mov/.avi/.mkv/.gif file; only its first frames are decoded). Its motion,
+encoded by stage 1 from the posterior mean and mapped to the residual space by the cINN, is put on the start frames
+of the other query videos (or of ``-images``: an image, a video or a folder of them). The first ``-query_frames``
+frames of a query are read: frame 0 is its start frame, frames 1-16 are encoded (17, the default) or frames 1-15
+(16: what the original script read and encoded). Writes ``transfer_<query>.gif`` and ``.mp4`` per query
+(``<query>``: the folder's name or the file's stem, e.g. ``transfer_sample11.gif``): top row the query video and the
+target start frames, bottom row the query start frame and the transferred videos.
 """
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from data.formats import unique_names
 from data.registry import dataset_info
-from stage2_cINN.arguments import add_model_arguments, image_source, model_dir
+from stage2_cINN.arguments import add_model_arguments, finish_model_arguments, image_source, model_dir, video_source
 from utils.atomic import check_writable_folder
-from utils.command import existing_folder, int_at_least, parser, positive_float, positive_int, run, str2bool
+from utils.command import int_at_least, parser, positive_float, positive_int, run, str2bool
 from utils.errors import ArgumentError
 
 if TYPE_CHECKING:  # torch is imported once the arguments are checked
@@ -30,10 +32,11 @@ logger = logging.getLogger("generate_transfer")
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = parser(__doc__)
     add_model_arguments(p, "model folder with config_stage2.yaml and cINN.pth", seq_help="frames per transferred video")
-    p.add_argument("-videos", default=None, type=existing_folder,
-                   help="folder of query videos (default: assets/GT_samples/<ds>/transfer)")
+    p.add_argument("-videos", default=None, type=video_source,
+                   help="a query video (file) or a folder of them (default: assets/GT_samples/<ds>/transfer)")
     p.add_argument("-images", default=None, type=image_source,
-                   help="a target start frame or a folder of them (default: the queries' first frames)")
+                   help="a target start frame, a video (its first frame) or a folder of them (default: the queries' "
+                        "first frames)")
     p.add_argument("-n_targets", type=positive_int, default=5, help="target start frames per query")
     p.add_argument("-use_mean", type=str2bool, default=True, help="encode the query with the posterior mean")
     p.add_argument("-query_frames", type=int_at_least(16, "16 or 17"), default=None,
@@ -41,18 +44,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "training) or 16 (the original script: frames 1-15 are encoded)")
     p.add_argument("-out", default=None, type=Path, help="output folder (default: assets/results/<dataset>/transfer)")
     p.add_argument("-fps", type=positive_float, default=3.0, help="frames per second of the GIF/MP4")
-    return p.parse_args(argv)
+    return finish_model_arguments(p, p.parse_args(argv))
 
 
 def load_query(path: Path, size: int, n_frames: int) -> "torch.Tensor":
-    """The first ``n_frames`` frames of a video, resized: (1, n_frames, 3, size, size)."""
+    """The first ``n_frames`` frames of a video (only those are decoded), resized: (1, n_frames, 3, size, size)."""
     from data.augment import resize_clip
-    from data.videos import read_video
+    from data.videos import read_video, video_length
 
-    v = read_video(path)
-    if v.shape[0] < n_frames:
-        raise ArgumentError(f"query video {path} has {v.shape[0]} frames; transfer needs {n_frames}")
-    return resize_clip(v[:n_frames], size).clamp(-1, 1).unsqueeze(0)  # as the original: no antialiasing
+    found = video_length(path)
+    if found < n_frames:
+        raise ArgumentError(f"query video {path} has {found} frames; transfer needs {n_frames} (its start frame and "
+                            f"the {n_frames - 1} frames whose motion is encoded)")
+    v = read_video(path, n_frames)
+    return resize_clip(v, size).clamp(-1, 1).unsqueeze(0)  # as the original: no antialiasing
 
 
 def main(argv: Sequence[str] | None = None) -> list[Path]:
@@ -63,22 +68,29 @@ def main(argv: Sequence[str] | None = None) -> list[Path]:
     # torch and the model's code are imported once the arguments are checked (fast --help and argument errors)
     import torch
 
-    from data.images import list_images, read_images
-    from data.videos import list_videos
+    from data.images import check_start_frames, list_start_frames, read_images
+    from data.videos import list_videos, video_length
     from stage2_cINN.pipeline import load_model
     from utils.device import get_device
     from utils.media import grid, save_gif, save_mp4, side_by_side
 
     queries = list_videos(video_dir)
+    for query in queries:  # an empty or damaged file stops here, naming it, before the model is loaded
+        video_length(query)
+    target_files = check_start_frames(list_start_frames(args.images)[: args.n_targets]) if args.images else None
+    if target_files is None and len(queries) < 2:
+        raise ArgumentError(f"-videos {video_dir}: one query video and no -images; the motion is put on the start "
+                            "frames of the other queries or of -images, so give -images (or a folder of videos)")
     pipe = load_model(model_dir(args), get_device(args.gpu), args.precision)
     n = args.query_frames or pipe.frames_per_pass + 1
     if not pipe.frames_per_pass <= n <= pipe.frames_per_pass + 1:
         raise ArgumentError(f"-query_frames must be {pipe.frames_per_pass} or {pipe.frames_per_pass + 1}, got {n}")
-    clips = {q.name: load_query(q, pipe.img_size, n) for q in queries}
+    clips = {name: load_query(q, pipe.img_size, n) for name, q in zip(unique_names(queries), queries)}
+    images = read_images(target_files, pipe.img_size) if target_files else None
     written = []
     for name, query in clips.items():
-        if args.images:
-            targets = read_images(list_images(args.images), pipe.img_size)[: args.n_targets]
+        if images is not None:
+            targets = images
         else:
             targets = torch.stack([c[0, 0] for k, c in clips.items() if k != name][: args.n_targets])
         moved = pipe.transfer(query, targets, args.seq_length, use_mean=args.use_mean).cpu()

@@ -3,7 +3,8 @@
     python -m data.check -cf stage1_VAE/configs/bair_config.yaml Data.data_path=/data/bair [--modes train eval test]
 
 Takes any stage's config (its ``Data`` section, checked, and ``Training.control``), lists each split's videos as
-training does, then decodes every frame of every video (threads, with a progress bar). Prints one line
+training does (folders of frames and, for the ``folder`` dataset, video files), then decodes every frame of every
+video (threads, with a progress bar). Prints one line
 per problem and a summary per split; the exit status is 1 when a problem was found, else 0. Training
 skips a clip with an unreadable frame (and stops when more than 1 % of an epoch's clips are); this finds
 them all up front.
@@ -22,6 +23,7 @@ from data.config import DATA_SCHEMA
 from data.dataset import DataLayoutError, Video, find_videos, frame_gaps
 from data.frame_io import POSITIONS_FILE, FrameReadError, read_frame, read_positions
 from data.registry import get_layout
+from data.videos import VideoFileError, iter_frames
 from utils import command
 from utils.config import ConfigError, load_config, validate_config
 
@@ -37,10 +39,29 @@ class VideoReport:
     small: str = ""
 
 
+def _check_file(video: Video, report: VideoReport) -> tuple[int, int] | None:
+    """Decode every frame of a video file: a damaged file, or fewer frames than its container says, is unreadable;
+    returns the (height, width) of its frames."""
+    first, decoded = None, 0
+    try:
+        for _, frame in iter_frames(video.path):
+            decoded += 1
+            first = first or frame.shape[:2]
+    except VideoFileError as exc:
+        report.unreadable.append(f"{exc} (after {decoded} of {len(video)} frames)")
+        return first
+    if decoded < len(video):
+        report.unreadable.append(f"{video.path}: {decoded} frames decode, the container says {len(video)} (the file "
+                                 "is truncated or damaged)")
+    return first
+
+
 def check_video(video: Video, img_size: int, control: bool = False) -> VideoReport:
     """Decode every frame of ``video``; report unreadable/empty files, sizes differing from the first
     frame's, gaps in the frame numbers, frames smaller than ``img_size`` and short positions files."""
     report, first = VideoReport(frames=len(video)), None
+    if video.is_file:
+        first = _check_file(video, report)
     for name in video.frames:
         try:
             h, w = read_frame(video.path / name).shape[:2]
@@ -67,19 +88,21 @@ def check_video(video: Video, img_size: int, control: bool = False) -> VideoRepo
 
 def check_split(data: Mapping, mode: str, control: bool, workers: int) -> tuple[list[str], str]:
     """(problems, summary line) of one split."""
+    unreadable: list[str] = []
     try:
-        videos = find_videos(get_layout(data["dataset"]), data, mode)
+        videos = find_videos(get_layout(data["dataset"]), data, mode, unreadable)
     except (FileNotFoundError, DataLayoutError, ValueError) as exc:
-        return [f"{mode}: {exc}"], f"{mode}: not usable"
+        return [f"{mode}: {exc}" for exc in [*unreadable, exc]], f"{mode}: not usable"
     img_size = int(data["img_size"])
     with ThreadPoolExecutor(max_workers=workers) as pool:  # OpenCV decodes outside the GIL
         reports = list(tqdm(pool.map(lambda v: check_video(v, img_size, control), videos), total=len(videos),
                             desc=f"checking {mode}", unit="video"))
-    problems = [p for r in reports for p in r.unreadable + r.sizes + r.gaps]
+    problems = unreadable + [p for r in reports for p in r.unreadable + r.sizes + r.gaps]
     small = [r.small for r in reports if r.small]
     count = lambda attr: sum(bool(getattr(r, attr)) for r in reports)  # noqa: E731
     summary = (f"{mode}: {len(videos)} videos, {sum(r.frames for r in reports)} frames; "
                f"{sum(len(r.unreadable) for r in reports)} unreadable (in {count('unreadable')} videos), "
+               f"{len(unreadable)} video files unreadable, "
                f"{sum(len(r.sizes) for r in reports)} of another size, gaps in {count('gaps')} videos, "
                f"{len(small)} videos smaller than img_size (upscaled)")
     return problems + [f"note: {s}" for s in small[:3]], summary

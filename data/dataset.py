@@ -1,4 +1,5 @@
-"""One "folders of frames" video dataset for every layout of :mod:`data.registry`.
+"""One video dataset for every layout of :mod:`data.registry`: folders of frames and, for the ``folder`` layout, video
+files (decoded by seeking to each clip, :mod:`data.videos`).
 
 An item is ``{'seq': float (T, 3, img_size, img_size) in [-1, 1]}`` with ``T = Data.sequence_length``,
 plus ``'cond'``: the raw ``(3,)`` end-effector position at the clip's last frame for BAIR with control.
@@ -26,9 +27,10 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from data.augment import ClipTransform
-from data.formats import IMAGE_EXTENSIONS
+from data.formats import IMAGE_EXTENSIONS, VIDEO_SUFFIXES, is_hidden, is_video_file, suffix_list
 from data.frame_io import POSITIONS_FILE, FrameReadError, read_clip, read_positions
 from data.registry import MODES, Layout, get_layout
+from data.videos import VideoFileError, frame_count, read_clip_file
 from utils.errors import I2VError, MissingFileError
 
 logger = logging.getLogger(__name__)
@@ -49,14 +51,20 @@ class DataLayoutError(I2VError, ValueError):
 
 @dataclass(frozen=True)
 class Video:
-    """One video folder: its frame file names in natural order and how often it is repeated per epoch."""
+    """One video: a folder (its frame file names in natural order) or a video file (its frame count), and how often
+    it is repeated per epoch."""
 
     path: Path
     frames: np.ndarray  # file names (str) relative to ``path``; a numpy array keeps forked workers lean
     repeat: int = 1
+    length: int = -1  # frames of a video file; -1 for a folder of frames
+
+    @property
+    def is_file(self) -> bool:
+        return self.length >= 0
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return self.length if self.length >= 0 else len(self.frames)
 
 
 def _extensions(data: Mapping[str, Any]) -> tuple[str, ...]:
@@ -69,8 +77,15 @@ def _extensions(data: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _list_frames(video_dir: Path, extensions: tuple[str, ...]) -> np.ndarray:
     names = [p.name for p in video_dir.iterdir()  # hidden files (e.g. macOS '._frame1.jpg') are not frames
-             if p.suffix.lower() in extensions and not p.name.startswith(".") and p.is_file()]
+             if p.suffix.lower() in extensions and not is_hidden(p) and p.is_file()]
     return np.array(natsorted(names), dtype=str)
+
+
+def _video(path: Path, repeat: int, extensions: tuple[str, ...]) -> Video:
+    """The :class:`Video` of a frame folder or (its frame count from the container) a video file."""
+    if path.is_file():
+        return Video(path, np.array([], dtype=str), repeat, length=frame_count(path))
+    return Video(path, _list_frames(path, extensions), repeat)
 
 
 def frame_gaps(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -97,11 +112,26 @@ def _warn_gaps(videos: Sequence[Video], split: Path) -> None:
                        "lists them)", len(gapped) - _MAX_LISTED, split)
 
 
-def _subfolders(folder: Path, depth: int) -> list[Path]:
+def _subfolders(folder: Path, depth: int, video_files: bool = False) -> list[Path]:
+    """The video folders ``depth`` levels below ``folder`` (not hidden ones, e.g. a half-written ``.x.partial``),
+    and with ``video_files`` the video files at that level."""
     level = [folder]
-    for _ in range(depth):
-        level = [child for parent in level for child in parent.iterdir() if child.is_dir()]
+    for k in range(depth):
+        last = k == depth - 1
+        level = [child for parent in level for child in parent.iterdir() if not is_hidden(child)
+                 and (child.is_dir() or (last and video_files and is_video_file(child) and child.is_file()))]
     return natsorted(level, key=str)
+
+
+def _not_videos(split: Path, layout: Layout) -> str:
+    """For an error about a split without videos: the files it holds that are not videos, if any."""
+    others = natsorted(p.name for p in split.iterdir() if p.is_file() and not is_hidden(p))
+    if not others:
+        return ""
+    kinds = (f"sub-folders of frames or {suffix_list(VIDEO_SUFFIXES)} files" if layout.video_files
+             else "sub-folders of frames")
+    return (f"; it holds {len(others)} file(s) that are not videos ({', '.join(others[:5])}"
+            f"{' ...' if len(others) > 5 else ''}): expected {kinds}")
 
 
 def _split_folder(layout: Layout, root: Path, mode: str, data: Mapping[str, Any]) -> Path:
@@ -139,35 +169,48 @@ def _listed_videos(layout: Layout, split: Path, mode: str, data: Mapping[str, An
     return [(path, rep) for path, rep in videos if path.is_dir()]
 
 
-def find_videos(layout: Layout, data: Mapping[str, Any], mode: str) -> list[Video]:
-    """List the videos of one split with their frames; videos too short for a clip are skipped (one warning)."""
+def find_videos(layout: Layout, data: Mapping[str, Any], mode: str, unreadable: Optional[list] = None) -> list[Video]:
+    """List the videos of one split with their frames; videos too short for a clip, and video files that cannot be
+    read (their messages are appended to ``unreadable`` when given), are skipped with one warning each."""
     root = Path(str(data["data_path"])).expanduser()
     split = _split_folder(layout, root, mode, data)
     if layout.list_files:
         candidates = _listed_videos(layout, split, mode, data)
     else:
-        candidates = [(path, 1) for path in _subfolders(split, layout.video_depth)]
+        candidates = [(path, 1) for path in _subfolders(split, layout.video_depth, layout.video_files)]
     if not candidates:
-        raise DataLayoutError(f"no videos found for mode '{mode}' in {split}; {layout.expected(root)}")
+        raise DataLayoutError(f"no videos found for mode '{mode}' in {split}{_not_videos(split, layout)}; "
+                              f"{layout.expected(root)}")
     length, extensions = int(data["sequence_length"]), _extensions(data)
-    videos, short = [], []
+    videos, short, bad = [], [], []
     for path, repeat in tqdm(candidates, desc=f"indexing {layout.name}/{mode}", leave=False,
                              disable=len(candidates) < 2000):
-        video = Video(path, _list_frames(path, extensions), repeat)
+        try:
+            video = _video(path, repeat, extensions)
+        except VideoFileError as exc:  # empty, corrupt, no frames: the others are used
+            bad.append(str(exc))
+            continue
         (videos if len(video) >= length else short).append(video)
+    if unreadable is not None:
+        unreadable.extend(bad)
+    if bad:
+        logger.warning("skipping %d of %d videos in %s that cannot be read: %s%s", len(bad), len(candidates), split,
+                       "; ".join(bad[:_MAX_LISTED]), " ..." if len(bad) > _MAX_LISTED else "")
     if short:
         names = ", ".join(f"{v.path} ({len(v)} frames)" for v in short[:_MAX_LISTED])
         logger.warning("skipping %d of %d videos in %s with fewer than sequence_length=%d frames: %s%s",
                        len(short), len(candidates), split, length, names, " ..." if len(short) > _MAX_LISTED else "")
     if not videos:
+        files = f" or {suffix_list(VIDEO_SUFFIXES)} files" if layout.video_files else ""
+        why = f" ({len(bad)} unreadable: {bad[0]})" if bad else ""
         raise DataLayoutError(f"no video in {split} (mode '{mode}') has at least sequence_length={length} frames "
-                              f"with extension {'/'.join(extensions)}; {layout.expected(root)}")
+                              f"with extension {'/'.join(extensions)}{files}{why}; {layout.expected(root)}")
     _warn_gaps(videos, split)
     return videos
 
 
 class FrameFolderDataset(Dataset):
-    """Clips of ``sequence_length`` consecutive frames from folders of frames."""
+    """Clips of ``sequence_length`` consecutive frames from folders of frames or video files."""
 
     def __init__(self, videos: Sequence[Video], sequence_length: int, transform: Callable[[torch.Tensor], torch.Tensor],
                  mode: str = "train", random_start: bool = True, control: bool = False, reverse: bool = False,
@@ -219,7 +262,10 @@ class FrameFolderDataset(Dataset):
         video_idx, start = self.clip_for(index)
         video = self.videos[video_idx]
         last = start + self.sequence_length - 1
-        clip = read_clip([video.path / name for name in video.frames[start:last + 1]])
+        if video.is_file:  # decoded from the key frame before ``start``
+            clip = read_clip_file(video.path, start, self.sequence_length)
+        else:
+            clip = read_clip([video.path / name for name in video.frames[start:last + 1]])
         if self.reverse and float(torch.rand(())) < 0.5:
             clip, last = clip.flip(0), start
         item = {"seq": self.transform(clip)}

@@ -14,8 +14,9 @@ landscape  ``<root>/sky_train/<id>/<clip>/frame<k>.jpg`` (train, eval), ``<root>
 iPER       ``<root>/<a>_<b>_<c>/frame_<k>.png``; videos listed in ``<split_dir>/{train,val,test}.txt``
            as ``a/b/c``
 DTDB       ``<root>/<texture>/{train,eval}/<video>/frame<k>.<jpg|png>``; test reads eval
-folder     ``<root>/{train,eval,test}/<video>/<frames>`` (any image names, natural order); a root
-           without split folders is read as one split for every mode
+folder     ``<root>/{train,eval,test}/<video>/<frames>`` (any image names, natural order) or
+           ``<root>/{train,eval,test}/<video>.mp4`` (any video file of :mod:`data.formats`), both may be mixed;
+           a root without split folders is read as one split for every mode
 demo       no data layout: the bundled demo model (``models/demo``) and its start frames
 =========  =====================================================================================
 
@@ -72,6 +73,7 @@ class Layout:
     supports_control: bool = False  # BAIR end-effector positions
     needs_texture: bool = False  # DTDB
     allow_flat_root: bool = False  # 'folder': a root without split folders serves every mode
+    video_files: bool = False  # 'folder': video files (.mp4, .webm, ...) are videos beside folders of frames
 
     def expected(self, root: Path) -> str:
         """The expected layout, for error messages."""
@@ -84,7 +86,8 @@ class DatasetInfo:
 
     name: str  # canonical spelling (configs and -dataset are case-insensitive)
     layout: Optional[Layout]  # None: no data of its own (the demo)
-    protocol: Optional[str] = None  # evaluation protocol (START_FRAME_IN, ...); None: no paper protocol
+    protocol: Optional[str] = None  # which real/fake frames are compared (START_FRAME_IN, ...); None: not evaluated
+    paper_protocol: bool = True  # whether the paper evaluated it (``-protocol paper``); 'folder': -protocol all only
     textures: tuple[str, ...] = ()  # DTDB: sub-datasets, each with its own models and assets
     has_models: bool = True  # -dataset names a model folder models/<name>[/<texture>]/stage2
     clips_from: Optional[str] = None  # whose sample clips (assets/GT_samples/<name>/transfer) it uses
@@ -174,13 +177,16 @@ DTDB = DatasetInfo("DTDB", Layout(
 
 FOLDER = DatasetInfo("folder", Layout(
     name="folder",
-    tree=("<root>/{train,eval,test}/<video>/<frames> (frames in natural name order), or <root>/<video>/<frames> "
-          "to use the same videos for every mode"),
+    tree=("<root>/{train,eval,test}/<video>/<frames> (frames in natural name order) or "
+          "<root>/{train,eval,test}/<video>.mp4|.webm|.mov|.avi|.mkv|.gif, or <root>/<video>/<frames> and "
+          "<root>/<video>.mp4 to use the same videos for every mode; python -m data.prepare_videos converts a "
+          "folder of video files into frame folders"),
     split_folders={"train": "train", "eval": "eval", "test": "test"},
     random_start={"train": True, "eval": True, "test": False},
     frame_pattern="frame{k}.png",
     allow_flat_root=True,
-), has_models=False)
+    video_files=True,
+), protocol=GENERATED_ONLY, paper_protocol=False, has_models=False)
 
 DEMO = DatasetInfo("demo", None, clips_from="landscape")
 
@@ -224,5 +230,10 @@ def model_datasets() -> list[str]:
 
 
 def protocol_datasets() -> list[str]:
-    """The datasets with an evaluation protocol of the paper."""
+    """The datasets with an evaluation protocol of the paper (``-protocol paper``)."""
+    return [n for n, i in DATASETS.items() if i.protocol is not None and i.paper_protocol]
+
+
+def evaluated_datasets() -> list[str]:
+    """The datasets the evaluation scripts evaluate (each with its real/fake frames): the paper's and ``folder``."""
     return [n for n, i in DATASETS.items() if i.protocol is not None]

@@ -3,31 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import Sequence
 
-from data.registry import dataset_info, protocol_datasets
-from evaluation.backbones import I3D_KINDS
+from data.registry import dataset_info, evaluated_datasets, protocol_datasets
+from evaluation.backbones import I3D_KINDS, Backbones, min_frames
 from evaluation.report import result_path
-from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_TRIALS, default_trials, dtfvd_frames
-from stage2_cINN.arguments import add_model_arguments, canonical_dataset
+from metrics.protocol import COUNTING_PROTOCOLS, FITVID, FITVID_TRIALS, default_trials, length_problem
+from stage2_cINN.arguments import add_model_arguments, canonical_dataset, data_root, finish_model_arguments, model_dir
 from utils.atomic import check_writable_file, check_writable_folder
 from utils.command import existing_file, existing_folder, non_negative_int, positive_float, positive_int, str2bool
 from utils.errors import ArgumentError
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_DIST_TIMEOUT = 1800.0
 
 
-def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str = "paper", trials: bool = True,
+def add_scale_arguments(parser: argparse.ArgumentParser, default_protocol: str | None = "paper", trials: bool = True,
                         real_stats: bool = True, protocols: Sequence[str] = COUNTING_PROTOCOLS) -> None:
     """Protocol (one of ``protocols``), trials, weights folder, real-statistics cache, part files and the torchrun
-    timeout (every evaluation entry point; each flag also in the other dash style)."""
+    timeout (every evaluation entry point; each flag also in the other dash style). ``default_protocol`` None:
+    ``paper`` for the paper's datasets, ``all`` for your own (:func:`check_common_args`)."""
     add = parser.add_argument
     fitvid = (f"; {FITVID}: the FVD protocol of later BAIR papers, the start frame + 15 generated frames, every "
               f"video, {FITVID_TRIALS} trials" if FITVID in protocols else "")
+    default = default_protocol or "paper for the paper's datasets, all for -dataset folder"
     add("-protocol", "--protocol", choices=tuple(protocols), default=default_protocol,
         help=f"paper: count videos and frames as the original code did; all: every video and frame{fitvid} "
-             f"(default: {default_protocol}; see README: Evaluation)")
+             f"(default: {default}; see README: Evaluation)")
     if trials:
         add("-n_trials", "--n_trials", type=positive_int, default=None,
             help="independent sets of samples; the result is their mean and standard deviation (default: 1"
@@ -51,9 +56,10 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
     """Arguments shared by eval_synthesis_quality.py and eval_diversity.py (``real_stats``: the cache flags;
     ``protocols``: the choices of ``-protocol``)."""
     add_model_arguments(parser, "model folder with config_stage2.yaml and cINN.pth (default: models/<dataset>/stage2)",
-                        " | ".join(protocol_datasets()), seq_help="frames generated per video")
-    parser.add_argument("-data_path", required=True, type=existing_folder,
-                        help="root of the dataset (see README: Data preparation)")
+                        " | ".join(evaluated_datasets()), seq_help="frames generated per video")
+    parser.add_argument("-data_path", default=None, type=existing_folder,
+                        help="root of the dataset (see README: Data preparation); default: the model config's "
+                             "Data.data_path when that folder exists")
     parser.add_argument("-bs", type=positive_int, default=6, help="start frames per batch (and per resumable chunk)")
     parser.add_argument("-seed", type=int, default=seed, help="random seed (per-video seeds derive from it)")
     parser.add_argument("-n_videos", type=positive_int, default=None,
@@ -63,7 +69,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, seed: int, real_stats:
                              "(models/PI3D/i3d_torchscript.pt)")
     parser.add_argument("-workers", type=non_negative_int, default=4, help="data loading processes")
     parser.add_argument("-out", default=None, help="result JSON (default: beside the model)")
-    add_scale_arguments(parser, real_stats=real_stats, protocols=protocols)
+    add_scale_arguments(parser, default_protocol=None, real_stats=real_stats, protocols=protocols)
 
 
 def add_metric_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
@@ -90,17 +96,41 @@ def check_outputs(args: argparse.Namespace, result: str | Path | None, what: str
         check_writable_file(args.save_real_stats, "--save-real-stats")
 
 
-def check_common_args(args: argparse.Namespace, names: Sequence[str], kind: str | None = None) -> tuple[str, list[str]]:
+def _data_path(args: argparse.Namespace) -> str:
+    """``-data_path``, else the model config's ``Data.data_path`` when that folder exists."""
+    if args.data_path:
+        return args.data_path
+    folder = model_dir(args)
+    root = data_root(folder)
+    if root is None:
+        raise ArgumentError(f"-data_path is required: the model's config ({folder}/config_stage2.yaml) names no "
+                            "existing data folder (Data.data_path)")
+    logger.info("-data_path %s (Data.data_path of %s/config_stage2.yaml)", root, folder)
+    return str(root)
+
+
+def check_common_args(args: argparse.Namespace, names: Sequence[str],
+                      kind: str | None = None) -> tuple[str, list[str]]:
     """(canonical dataset, metrics of ``names`` switched on); an :class:`ArgumentError` for unusable arguments.
-    With ``kind`` (``synthesis`` / ``diversity``) the result file (``-out`` or its default beside the model) and
-    the other outputs are checked too (:func:`check_outputs`)."""
+    Fills what was left out: ``-dataset`` (from ``-ckpt_path``'s config), ``-data_path`` (the config's
+    ``Data.data_path``) and ``-protocol`` (``paper`` for the paper's datasets, ``all`` for your own). With ``kind``
+    (``synthesis`` / ``diversity``) the result file (``-out`` or its default beside the model) and the other
+    outputs are checked too (:func:`check_outputs`)."""
+    finish_model_arguments(None, args)
     dataset = canonical_dataset(args.dataset)
-    if dataset not in protocol_datasets():
+    if dataset not in evaluated_datasets():
         raise ArgumentError(f"-dataset {dataset}: no evaluation protocol; choose one of "
-                            f"{', '.join(protocol_datasets())}")
+                            f"{', '.join(evaluated_datasets())}")
+    if args.protocol is None:
+        args.protocol = "paper" if dataset in protocol_datasets() else "all"
+    if args.protocol == "paper" and dataset not in protocol_datasets():
+        raise ArgumentError(f"-protocol paper: the paper has no evaluation protocol for -dataset {dataset} (your own "
+                            f"videos; it has one for {', '.join(protocol_datasets())}); use -protocol all (every test "
+                            "clip and frame)")
     textures = dataset_info(dataset).textures
     if textures and not args.texture:
         raise ArgumentError(f"-dataset {dataset} needs -texture ({' | '.join(textures)})")
+    args.data_path = _data_path(args)
     metrics = [m for m in names if getattr(args, m)]
     if not metrics:
         raise ArgumentError(f"nothing to evaluate: all of {', '.join('-' + m for m in names)} are False")
@@ -108,16 +138,15 @@ def check_common_args(args: argparse.Namespace, names: Sequence[str], kind: str 
     if getattr(args, "n_trials", 0) is None:
         args.n_trials = default_trials(args.protocol)
     if kind is not None:
-        model_dir = Path(args.ckpt_path) if args.ckpt_path else dataset_info(dataset).model_dir(args.texture)
-        check_outputs(args, result_path(args, model_dir, kind, dataset),
+        check_outputs(args, result_path(args, model_dir(args), kind, dataset),
                       "-out" if args.out else "the result file (default of -out, beside the model)")
     return dataset, metrics
 
 
-def check_dtfvd_length(video_length: int) -> None:
-    """An :class:`ArgumentError` (:func:`metrics.protocol.dtfvd_frames`' message) when no DTDB I3D covers
-    ``video_length`` frames."""
-    try:
-        dtfvd_frames(video_length)
-    except ValueError as exc:
-        raise ArgumentError(f"DTFVD / DTI3D: {exc}") from None
+def check_lengths(metrics: Sequence[str], length: int, what: str, backbones: Backbones | None = None) -> None:
+    """An :class:`ArgumentError` naming ``what`` (e.g. '-seq_length 8') when a metric of ``metrics`` cannot compare
+    videos of ``length`` frames: DTFVD/DTI3D more than 32; with ``backbones`` (loaded), fewer than a network takes."""
+    problems = [p for m in metrics
+                if (p := length_problem(m, length, min_frames(backbones, m) if backbones is not None else 1))]
+    if problems:
+        raise ArgumentError(f"{what}: {'; '.join(problems)}")

@@ -63,6 +63,13 @@ class Backbones:
 
 
 BACKBONE_FIELDS = ("fvd", "dtfvd", "fid", "lpips", "vgg")
+KINETICS_METRICS = ("FVD", "I3D")  # embedded by ``fvd``, the Kinetics I3D
+
+
+def min_frames(backbones: Backbones, metric: str) -> int:
+    """The fewest frames per video ``metric``'s network takes (its ``min_frames``; 1 for frame metrics and for
+    embedders that do not say)."""
+    return int(getattr(backbones.fvd, "min_frames", 1)) if metric in KINETICS_METRICS else 1
 CALLER_WEIGHTS = {"network": "given by the caller", "file": None, "sha256": None}
 
 

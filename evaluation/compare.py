@@ -3,10 +3,13 @@
 ``python -m metrics.compare --real DIR --fake DIR [--fvd] [--fid] [--lpips] [--dtfvd] [--gpu G] [--bs B] [--out JSON]``
 (several GPUs: ``torchrun --nproc_per_node 4 -m metrics.compare --gpu 0,1,2,3 ...``; each rank reads its share)
 
-Each video in a folder is a sub-folder of frames (png/jpg), a .gif or an .mp4 (:func:`data.videos.read_video`),
-taken in natural name order. All videos are resized (bilinear, antialiased) to a common size (``--size``,
-else the size of the first real video) and cut to the shortest length among all of them (with a logged
-notice). FVD/DTFVD/FID compare the two sets as distributions; LPIPS pairs the videos by sorted name and
+Each video in a folder is a sub-folder of frames or a video file (.mp4, .webm, .mov, .avi, .mkv, .gif;
+:func:`data.videos.read_video`), taken in natural name order. All videos are resized (bilinear, antialiased) to a
+common size (``--size``, else the size of the first real video) and cut to ``--frames`` frames, else to the shortest
+length among all of them (with a logged notice). Only the metrics asked for constrain that length: FVD needs at
+least 10 frames (the Kinetics I3D), DTFVD at most 32 under ``--protocol all`` (the DTDB I3D), FID and LPIPS any
+length; a folder whose shortest video is too short is an error naming it, the length found and the length needed.
+FVD/DTFVD/FID compare the two sets as distributions; LPIPS pairs the videos by sorted name and
 needs equally many in both folders. ``--protocol all`` (default) uses every video and frame, ``--protocol
 paper`` counts them as the original evaluation code did (:mod:`metrics.protocol`). Results are printed
 and, with ``--out``, written as JSON (resumable per-chunk features in ``<out>.parts`` or ``--work_dir``).
@@ -23,10 +26,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.frame_io import FrameReadError
-from data.videos import list_videos, read_video
-from evaluation.arguments import add_scale_arguments, check_dtfvd_length, check_outputs, check_scale_args
+from data.videos import VideoFileError, first_frame, list_videos, read_video
+from evaluation.arguments import add_scale_arguments, check_lengths, check_outputs, check_scale_args
 from evaluation.backbones import (
     I3D_KINDS,
+    KINETICS_METRICS,
     Backbones,
     backbone_notes,
     backbone_weights,
@@ -39,6 +43,7 @@ from evaluation.runner import entry_point, start_distributed
 from evaluation.sharded import Chunk, ShardPlan, all_gather, part_folder, remove_parts, run_chunks
 from metrics.protocol import dtfvd_network_frames
 from metrics.scoring import FRECHET_METRICS, SYNTHESIS_METRICS, Records, SynthesisFeatures
+from stage2_cINN.arguments import video_source
 from utils import command
 from utils.distributed import DistInfo
 from utils.errors import ArgumentError
@@ -50,12 +55,15 @@ def _to_uint8(video: torch.Tensor) -> torch.Tensor:
 
 
 def read_videos(paths: Sequence[Path], size: tuple[int, int] | None, desc: str,
-                progress: bool = True) -> tuple[list[torch.Tensor], int]:
-    """(videos as uint8 (T, 3, H, W) at ``size`` (None: that of the first video), number resized)."""
+                progress: bool = True, frames: int | None = None) -> tuple[list[torch.Tensor], int]:
+    """(videos as uint8 (T, 3, H, W) at ``size`` (None: that of the first video), number resized); ``frames``: only
+    the first ones are decoded."""
     videos, resized = [], 0
     for path in tqdm(paths, desc=f"reading {desc}", leave=False, disable=not progress):
         try:
-            video = read_video(path)
+            video = read_video(path, frames)
+        except VideoFileError:  # names the file
+            raise
         except (FileNotFoundError, OSError, ValueError) as exc:
             raise FrameReadError(f"cannot read video {path}: {exc}") from None
         size = size or tuple(video.shape[-2:])
@@ -75,27 +83,65 @@ def _stamp(paths: Sequence[Path]) -> list[list[Any]]:
     return [[p.name, p.stat().st_mtime_ns] for p in paths]
 
 
-def _read_share(paths: Sequence[Path], mine: Sequence[int], size: tuple[int, int], desc: str, info: DistInfo
-                ) -> tuple[dict[int, torch.Tensor], int]:
+def _read_share(paths: Sequence[Path], mine: Sequence[int], size: tuple[int, int], desc: str, info: DistInfo,
+                frames: int | None = None) -> tuple[dict[int, torch.Tensor], int]:
     """This rank's videos by index, and how many of them were resized."""
     indices = [i for i in mine if i < len(paths)]
-    videos, resized = read_videos([paths[i] for i in indices], size, desc, progress=info.is_main)
+    videos, resized = read_videos([paths[i] for i in indices], size, desc, progress=info.is_main, frames=frames)
     return dict(zip(indices, videos)), resized
 
 
-def _common_length(videos: Sequence[torch.Tensor], resized_real: int, resized_fake: int, size: tuple[int, int],
-                   info: DistInfo) -> int:
-    """The shortest length of every rank's videos (logged, with the resizing, on rank 0)."""
-    lengths = [v.shape[0] for v in videos]
-    shares = all_gather((min(lengths, default=10**9), max(lengths, default=0), resized_real, resized_fake), info)
-    length, longest = min(s[0] for s in shares), max(s[1] for s in shares)
-    if info.is_main and any(s[2] or s[3] for s in shares):
-        logger.warning("resized %d real and %d fake videos to %dx%d", sum(s[2] for s in shares),
-                       sum(s[3] for s in shares), *size)
+def _extent(videos: dict[int, torch.Tensor], paths: Sequence[Path]) -> tuple[int, str, int]:
+    """(frames of the shortest video, its name, frames of the longest) of one side's videos on this rank."""
+    if not videos:
+        return 10**9, "", 0
+    shortest = min(videos, key=lambda i: videos[i].shape[0])
+    return videos[shortest].shape[0], paths[shortest].name, max(v.shape[0] for v in videos.values())
+
+
+def _common_length(real: tuple[dict[int, torch.Tensor], Sequence[Path], Path, int],
+                   fake: tuple[dict[int, torch.Tensor], Sequence[Path], Path, int], metrics: Sequence[str],
+                   protocol: str, frames: int | None, size: tuple[int, int], info: DistInfo
+                   ) -> tuple[int, list[tuple]]:
+    """(frames compared per video: ``frames``, else the shortest length of every rank's videos; per folder (folder,
+    shortest length, its video, longest length, resized)), logged with the resizing on rank 0. Too short for
+    ``frames``, or too long for DTFVD, is an :class:`ArgumentError` naming the folder, its shortest video, the length
+    found and the length needed."""
+    shares = all_gather([(*_extent(videos, paths), resized) for videos, paths, _, resized in (real, fake)], info)
+    sides = []
+    for k, (_, _, folder, _) in enumerate((real, fake)):
+        shortest = min((s[k] for s in shares), key=lambda e: e[0])
+        sides.append((folder, shortest[0], shortest[1], max(s[k][2] for s in shares), sum(s[k][3] for s in shares)))
+    flags = ("--real", "--fake")
+    for flag, (folder, low, name, _, _) in zip(flags, sides):
+        if frames is not None and low < frames:
+            raise ArgumentError(f"{flag} {folder}: its shortest video, {name}, has {low} frame(s); --frames {frames} "
+                                f"needs at least {frames}")
+    length = frames or min(low for _, low, _, _, _ in sides)
+    if "DTFVD" in metrics and protocol == "all":  # paper: the DTDB I3D takes the first 16 or 32 frames
+        _check_length(["DTFVD"], length, sides, frames, None)
+    longest = max(high for _, _, _, high, _ in sides)
+    if info.is_main and any(resized for *_, resized in sides):
+        logger.warning("resized %d real and %d fake videos to %dx%d", sides[0][4], sides[1][4], *size)
     if info.is_main and longest > length:
-        logger.warning("videos have %d to %d frames: all are cut to the shortest common length, %d frames",
-                       length, longest, length)
-    return length
+        logger.warning("videos have %d to %d frames: all are cut to %s, %d frames",
+                       min(low for _, low, _, _, _ in sides), longest,
+                       "--frames" if frames else "the shortest common length", length)
+    return length, sides
+
+
+def _check_length(metrics: Sequence[str], length: int, sides: Sequence[tuple], frames: int | None,
+                  backbones: Backbones | None) -> None:
+    """An :class:`ArgumentError` naming the folder with the shortest video (or ``--frames``), the length found and
+    the length needed, when a metric cannot compare videos of ``length`` frames."""
+    k = min(range(len(sides)), key=lambda i: sides[i][1])
+    where = (f"--frames {frames}" if frames else
+             f"{('--real', '--fake')[k]} {sides[k][0]}: its shortest video, {sides[k][2]}, has {length} frame(s)")
+    try:
+        check_lengths(metrics, length, where, backbones)
+    except ArgumentError as exc:
+        hint = "; --frames 32 compares the first 32 frames of every video" if length > 32 else ""
+        raise ArgumentError(f"{exc}{hint}") from None
 
 
 @torch.no_grad()
@@ -104,8 +150,10 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
                     size: int | None = None, backbones: Backbones | None = None, protocol: str = "all",
                     weights_dir: str | Path | None = None, real_stats: str | Path | None = None,
                     save_real_stats: str | Path | None = None, work_dir: str | Path | None = None,
-                    info: DistInfo | None = None) -> dict[str, Any] | None:
-    """Metric values (``metrics`` from FVD, DTFVD, FID, LPIPS) between the videos of two folders, plus counts.
+                    info: DistInfo | None = None, frames: int | None = None) -> dict[str, Any] | None:
+    """Metric values (``metrics`` from FVD, DTFVD, FID, LPIPS) between the videos of two folders (or two video
+    files), plus counts; ``frames``: compare the first ``frames`` frames of every video (default: the shortest
+    length).
 
     Under torchrun (``info``) each rank reads and embeds its share of the videos; rank 0 gets the result,
     the other ranks None. ``work_dir`` keeps resumable per-chunk features; ``real_stats`` /
@@ -122,18 +170,18 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
                          f"{fake_dir} has {n_fake}")
     # every weights file before any video is read (DTFVD's length, 16 or 32, is known once the videos are)
     check_weights_files(metrics, i3d, (16, 32), weights_dir, backbones)
-    target = (size, size) if size else tuple(read_videos(real_paths[:1], None, "first real")[0][0].shape[-2:])
+    target = (size, size) if size else tuple(first_frame(real_paths[0]).shape[:2])
     mine = [i for _, idx in ShardPlan(max(n_real, n_fake), batch_size, info).my_chunks() for i in idx]
-    real, resized_real = _read_share(real_paths, mine, target, "real", info)
-    fake, resized_fake = _read_share(fake_paths, mine, target, "fake", info)
-    length = _common_length([*real.values(), *fake.values()], resized_real, resized_fake, target, info)
+    real, resized_real = _read_share(real_paths, mine, target, "real", info, frames)
+    fake, resized_fake = _read_share(fake_paths, mine, target, "fake", info, frames)
+    length, sides = _common_length((real, real_paths, Path(real_dir), resized_real),
+                            (fake, fake_paths, Path(fake_dir), resized_fake), metrics, protocol, frames, target, info)
     if any(m in FRECHET_METRICS for m in metrics) and min(n_real, n_fake) < 2:
         raise ArgumentError("FVD/DTFVD/FID need at least 2 videos in each folder")
-    if "DTFVD" in metrics and protocol == "all":
-        check_dtfvd_length(length)
-    dt_frames = dtfvd_network_frames(protocol, length, length)
+    dt_frames = dtfvd_network_frames(protocol, length, length) if "DTFVD" in metrics else 16
     backbones = load_backbones_or_exit(metrics, device, i3d=i3d, dtfvd_frames=dt_frames, provided=backbones,
                                        weights_dir=weights_dir)
+    _check_length([m for m in metrics if m in KINETICS_METRICS], length, sides, frames, backbones)  # 1-frame GIFs
     feats = SynthesisFeatures(backbones, metrics, protocol, dt_frames, batch_size=batch_size)
     counts = feats.used_counts(n_real, n_fake, length)  # a ProtocolError before any feature
     identity = stats_identity(protocol, {"source": "folder", "n_real": n_real, "size": list(target)}, backbones, counts)
@@ -172,8 +220,8 @@ def compare_folders(real_dir: str | Path, fake_dir: str | Path, metrics: Sequenc
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = command.parser(__doc__, prog="python -m metrics.compare")
-    p.add_argument("--real", required=True, type=command.existing_folder, help="folder of real (reference) videos")
-    p.add_argument("--fake", required=True, type=command.existing_folder, help="folder of generated videos")
+    p.add_argument("--real", required=True, type=video_source, help="folder of real (reference) videos")
+    p.add_argument("--fake", required=True, type=video_source, help="folder of generated videos")
     for name in SYNTHESIS_METRICS:
         p.add_argument(f"--{name.lower()}", action="store_true", help=f"compute {name}")
     command.add_gpu_argument(p)
@@ -181,6 +229,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--i3d", choices=I3D_KINDS, default="hassony2", help="Kinetics I3D for FVD")
     p.add_argument("--size", type=command.positive_int, default=None,
                    help="resize frames to size x size (default: first real video's)")
+    p.add_argument("--frames", type=command.positive_int, default=None,
+                   help="compare the first N frames of every video (default: the shortest video's length)")
     p.add_argument("--out", default=None, help="write the results as JSON to this file")
     add_scale_arguments(p, default_protocol="all", trials=False)
     return p.parse_args(argv)
@@ -194,7 +244,8 @@ def run(args: argparse.Namespace, backbones: Backbones | None = None) -> dict[st
     work_dir = args.work_dir or (Path(args.out).with_suffix(".parts") if args.out else None)
     metrics = [m for m in SYNTHESIS_METRICS if getattr(args, m.lower())]
     result = compare_folders(args.real, args.fake, metrics, device, args.bs, args.i3d, args.size, backbones,
-                             args.protocol, args.weights_dir, args.real_stats, args.save_real_stats, work_dir, info)
+                             args.protocol, args.weights_dir, args.real_stats, args.save_real_stats, work_dir, info,
+                             args.frames)
     if result is None:
         return None
     print(format_table(result["metrics"], f"{result['n_real']} real vs {result['n_fake']} fake videos, "

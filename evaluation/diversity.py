@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-from evaluation.arguments import check_common_args, check_dtfvd_length
+from evaluation.arguments import check_common_args, check_lengths
 from evaluation.backbones import Backbones, backbone_notes, backbone_weights
 from evaluation.report import report, result_path, run_info, trial_results
 from evaluation.runner import EvalContext, chunk_batches, model_stamp, prepare_run, residuals, shard_plan
@@ -24,8 +24,8 @@ logger = logging.getLogger(__name__)
 def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested scores); an error for unusable arguments."""
     dataset, metrics = check_common_args(args, DIVERSITY_METRICS, "diversity")
-    if "DTI3D" in metrics and args.protocol == "all":
-        check_dtfvd_length(args.seq_length)
+    checked = metrics if args.protocol == "all" else [m for m in metrics if m != "DTI3D"]  # paper: DTI3D cuts to 32
+    check_lengths(checked, args.seq_length, f"-seq_length {args.seq_length}")
     return dataset, metrics
 
 
@@ -52,7 +52,7 @@ def evaluate_diversity(args: argparse.Namespace, backbones: Backbones | None = N
     # only the start frame is used: the original loaded clips of seq_length frames here, the synthesis script
     # seq_length + 1; "all" uses the synthesis script's clips, so both scripts see the same start frames
     clip_frames = args.seq_length if args.protocol == "paper" else args.seq_length + 1
-    ev = prepare_run(args, dataset, metrics, clip_frames, dt_frames, backbones)
+    ev = prepare_run(args, dataset, metrics, clip_frames, dt_frames, backbones, compared_frames=args.seq_length)
     feats = DiversityFeatures(ev.backbones, metrics, args.protocol, args.n_realiz, dt_frames, batch_size=args.bs)
     feats.used_counts(ev.clips)  # a ProtocolError before any generation
     out = result_path(args, ev.model_dir, "diversity", dataset)

@@ -19,7 +19,8 @@ import torch.distributed as dist
 from data.dataset import get_dataset
 from data.loader import seed_worker
 from data.registry import dataset_info
-from evaluation.backbones import Backbones, load_backbones_or_exit
+from evaluation.arguments import check_lengths
+from evaluation.backbones import KINETICS_METRICS, Backbones, load_backbones_or_exit
 from evaluation.sharded import Chunk, RankFailure, ShardPlan, part_folder
 from stage2_cINN.pipeline import Pipeline, load_model
 from utils.device import get_device
@@ -60,12 +61,17 @@ def start_distributed(args: argparse.Namespace) -> tuple[torch.device, DistInfo]
 
 
 def prepare_run(args: argparse.Namespace, dataset: str, metrics: Sequence[str], clip_frames: int,
-                dtfvd_frames: int = 16, backbones: Backbones | None = None) -> EvalContext:
-    """Load the metric backbones (missing weights exit before anything else), the model and the test
-    split (clips of ``clip_frames`` frames), seeding everything with ``args.seed``."""
+                dtfvd_frames: int = 16, backbones: Backbones | None = None,
+                compared_frames: int | None = None) -> EvalContext:
+    """Load the metric backbones (missing weights exit before anything else; videos of ``compared_frames`` frames
+    too short for one of them are an error), the model and the test split (clips of ``clip_frames`` frames),
+    seeding everything with ``args.seed``."""
     device, info = start_distributed(args)
     backbones = load_backbones_or_exit(metrics, device, i3d=args.i3d, dtfvd_frames=dtfvd_frames,
                                        provided=backbones, weights_dir=args.weights_dir)
+    if compared_frames is not None:
+        check_lengths([m for m in metrics if m in KINETICS_METRICS], compared_frames,
+                      f"-seq_length {args.seq_length} ({compared_frames} frames per compared video)", backbones)
     pipe, model_dir = load_eval_pipeline(args, dataset, device)
     seed_everything(args.seed)
     ds = make_test_dataset(pipe, dataset, args.data_path, args.texture, clip_frames)

@@ -12,7 +12,7 @@ import torch
 
 from data.dataset import DataLayoutError
 from data.registry import dataset_info
-from evaluation.arguments import check_common_args, check_dtfvd_length
+from evaluation.arguments import check_common_args, check_lengths
 from evaluation.backbones import Backbones, backbone_notes, backbone_weights
 from evaluation.real_stats import read_real_stats, stats_identity, write_real_stats
 from evaluation.report import report, result_path, run_info, trial_results
@@ -28,8 +28,9 @@ def check_args(args: argparse.Namespace) -> tuple[str, list[str]]:
     """(canonical dataset, requested metrics); an error for unusable arguments."""
     dataset, metrics = check_common_args(args, SYNTHESIS_METRICS, "synthesis")
     check_fitvid_length(args.protocol, args.seq_length)
-    if "DTFVD" in metrics and args.protocol != "paper":
-        check_dtfvd_length(protocol_length(dataset, args.seq_length, args.protocol))
+    length = protocol_length(dataset, args.seq_length, args.protocol)
+    checked = metrics if args.protocol != "paper" else [m for m in metrics if m != "DTFVD"]  # paper: DTFVD cuts to 32
+    check_lengths(checked, length, f"-seq_length {args.seq_length} ({length} frames per compared video)")
     return dataset, metrics
 
 
@@ -55,7 +56,7 @@ def evaluate_synthesis(args: argparse.Namespace, backbones: Backbones | None = N
     dataset, metrics = check_args(args)
     length = protocol_length(dataset, args.seq_length, args.protocol)
     dt_frames = dtfvd_network_frames(args.protocol, args.seq_length, length)
-    ev = prepare_run(args, dataset, metrics, args.seq_length + 1, dt_frames, backbones)
+    ev = prepare_run(args, dataset, metrics, args.seq_length + 1, dt_frames, backbones, compared_frames=length)
     feats = SynthesisFeatures(ev.backbones, metrics, args.protocol, dt_frames, batch_size=args.bs)
     if ev.clips < 2 and feats.frechet:
         raise DataLayoutError(f"FVD/DTFVD/FID need at least 2 test clips; the test split of {args.data_path} gives "

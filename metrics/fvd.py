@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("fvd", "pfvd", "dtfvd")
 I3D_SIZE = 224
+KINETICS_I3D_MIN_FRAMES = 10  # measured: 9 frames at 224x224 leave the (2, 7, 7) average pool one time step
 
 
 def _tf1_interp_matrix(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -100,6 +101,13 @@ class FVDFeatureExtractor:
         self.protocol = protocol
         self.device = torch.device(device)
         self.resize = resize
+
+    @property
+    def min_frames(self) -> int:
+        """The fewest frames a video may have: the Kinetics I3D at its 224x224 input needs
+        :data:`KINETICS_I3D_MIN_FRAMES` (its strides leave fewer time steps than its final (2, 7, 7) average pool
+        takes: a conv3d error); the DTDB I3D tiles shorter clips; 1 for frames fed at their own size (tests)."""
+        return KINETICS_I3D_MIN_FRAMES if self.resize and self.protocol != "dtfvd" else 1
 
     def preprocess(self, videos: torch.Tensor) -> torch.Tensor:
         """Protocol input of the network, (B, 3, T, H', W')."""

@@ -18,7 +18,7 @@ import dataclasses
 
 import torch
 
-from data.registry import ALL_FRAMES, START_FRAME_IN, dataset_info, protocol_datasets
+from data.registry import ALL_FRAMES, START_FRAME_IN, dataset_info, evaluated_datasets
 from metrics.fvd import tile_time
 from utils.errors import ArgumentError
 
@@ -109,7 +109,7 @@ def _protocol_kind(dataset: str) -> str:
     except ValueError:
         kind = None
     if kind is None:
-        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {protocol_datasets()}")
+        raise ValueError(f"no evaluation protocol for dataset {dataset!r}; choose one of {evaluated_datasets()}")
     return kind
 
 
@@ -151,6 +151,21 @@ def protocol_length(dataset: str, seq_length: int, protocol: str = "paper") -> i
     if check_protocol(protocol) == FITVID:
         return seq_length
     return seq_length + 1 if _protocol_kind(dataset) == ALL_FRAMES else seq_length
+
+
+DTDB_I3D_MAX_FRAMES = 32  # the DTDB I3D networks take 16 or 32 frames (shorter clips are tiled in time)
+FRAME_METRICS = ("FID", "LPIPS", "VGG")  # they embed single frames: any length
+
+
+def length_problem(metric: str, length: int, min_frames: int = 1) -> str | None:
+    """Why ``metric`` cannot compare videos of ``length`` frames (``min_frames``: the shortest video its network
+    takes, :attr:`metrics.fvd.FVDFeatureExtractor.min_frames`), or None when it can."""
+    if length < max(min_frames, 1):
+        network = "" if metric in FRAME_METRICS else " (the input of its network)"
+        return f"{metric} needs videos of at least {max(min_frames, 1)} frames{network}"
+    if metric in ("DTFVD", "DTI3D") and length > DTDB_I3D_MAX_FRAMES:
+        return f"{metric} is defined for videos of at most {DTDB_I3D_MAX_FRAMES} frames (the DTDB I3D takes 16 or 32)"
+    return None
 
 
 def dtfvd_frames(video_length: int) -> int:

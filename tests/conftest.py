@@ -35,3 +35,12 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="session")
+def real_mp4s(tmp_path_factory) -> dict[str, Path]:
+    """Eight of the real sky clips (33-34 frames) encoded once as 64x36 H.264 .mp4 files: ``{'sample1': path, ...}``."""
+    from tests.helpers import write_real_mp4s
+
+    folder = tmp_path_factory.mktemp("real_mp4")
+    return {p.stem: p for p in write_real_mp4s(folder, [f"sample{i}" for i in (1, 2, 3, 4, 5, 6, 11, 12)])}

@@ -103,3 +103,25 @@ def write_tiny_model(root: Path, relative_paths: bool = True, encoder_suffix: st
     atomic_save({"state_dict": flow.state_dict()}, s2 / "cINN.pth")
     return {"encoder": enc.eval(), "decoder": dec.eval(), "conditioner": cond.eval(), "flow": flow,
             "dirs": {"stage1": s1, "ae": ae, "stage2": s2}}
+
+
+REAL_CLIPS = ROOT / "assets" / "GT_samples" / "landscape" / "transfer"  # 12 real sky clips, 33-34 frames, 640x360
+
+
+def write_real_mp4s(folder: Path, names: list[str], height: int = 36, frames: int | None = None) -> list[Path]:
+    """The real sky clips ``names`` (e.g. 'sample1') encoded as H.264 .mp4 files in ``folder``, downscaled to
+    ``height`` pixels (16:9; even sizes) and cut to ``frames`` frames if given: videos in the form researchers have."""
+    import torch.nn.functional as F
+
+    from data.videos import read_video
+    from utils.media import save_mp4
+
+    width = round(height * 16 / 9 / 2) * 2
+    written = []
+    for name in names:
+        video = read_video(REAL_CLIPS / name, frames)
+        video = F.interpolate(video, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        path = save_mp4(video, Path(folder) / f"{name}.mp4", fps=25)
+        assert path is not None, "no MP4 writer (imageio-ffmpeg)"
+        written.append(path)
+    return written

@@ -24,10 +24,11 @@ MARKER = "**CPU smoke run**"
 TRAINED = {"tiny": "train_gen/total", "tiny_ae": "train_rec_loss", "tiny_cinn": "train_nll"}
 
 
-def recipe(readme: Path = ROOT / "README.md") -> tuple[str, list[list[str]]]:
-    """(the default of ``R``, the recipe's commands as argument lists with ``$R`` left in place)."""
+def recipe(readme: Path = ROOT / "README.md", marker: str = MARKER) -> tuple[str, list[list[str]]]:
+    """(the default of ``R``, the commands of the first bash block after ``marker`` as argument lists with ``$R``
+    left in place)."""
     text = readme.read_text()
-    block = text.split(MARKER, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    block = text.split(marker, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     lines = [line.strip() for line in block.splitlines() if line.strip()]
     default = lines[0].split("=", 1)[1]
     assert lines[0].startswith("R="), lines[0]

@@ -21,6 +21,7 @@ from data.images import list_images, read_image
 from data.registry import dataset_info
 from data.videos import read_video
 from generate_samples import generate
+from generate_transfer import load_query
 from stage2_cINN.loading import MissingFilesError
 from stage2_cINN.pipeline import load_model
 from tests.helpers import write_tiny_model
@@ -164,6 +165,37 @@ def test_transfer_shows_query_and_result_side_by_side(served, frame):
         app.transfer("nope", str(frame), 16)
 
 
+def test_transfer_takes_an_uploaded_query_video(served, frame, real_mp4s, tmp_path):
+    app = served["app"]
+    upload = {"path": str(real_mp4s["sample11"]), "orig_name": "my clip.mp4"}  # the page's file payload
+    mp4, files, info = app.transfer("sample3", str(frame), 16, upload)
+    assert "1 video (the motion of my clip.mp4) of 16 frames" in info
+    query = load_query(real_mp4s["sample11"], 64, 17)[0, 1:]  # the upload, not sample3, is the query
+    shown = read_video(next(f for f in files if f.endswith(".gif")))[:, :, 2:66, 2:66]
+    assert (shown - query).abs().mean() < 0.02
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    for bad, message in (({"path": str(tmp_path / "broken.mp4"), "orig_name": "broken.mp4"},
+                          "The query video broken.mp4 cannot be used: cannot read video broken.mp4: not a readable"),
+                         ({"path": str(ROOT / "README.md"), "orig_name": "README.md"}, "README.md is not a video")):
+        with pytest.raises(app_mod.gr.Error, match=message):
+            app.transfer("sample3", str(frame), 16, bad)
+
+
+def test_the_page_says_which_model_runs_and_what_each_button_does(served):
+    ui = served["ui"]
+    header = next(b.value for b in ui.blocks.values() if getattr(b, "elem_id", None) == "header")
+    assert "`models/demo/stage2`" in header and "trained on `folder`" in header and "64 px" in header
+    assert "small model" in header and "on a CPU" in header and "not from the method" in header
+    assert "python app.py -ckpt_path models/landscape/stage2" in header and "Pretrained models" in header
+    buttons = {b.elem_id: b.value for b in ui.blocks.values() if isinstance(b, app_mod.gr.Button)}
+    assert buttons == {"sample-generate": "Generate videos from the start frame",
+                       "transfer-generate": "Put the query's motion on the start frame"}
+    tabs = [b.label for b in ui.blocks.values() if isinstance(b, app_mod.gr.Tab)]
+    assert tabs == ["Sample", "Transfer motion"]
+    pipe = served["app"].pipe  # another model: no demo note
+    assert "small model" not in app_mod.model_header(pipe, "runs/mine/cinn", demo=False)
+
+
 def test_endpoint_tab_on_a_control_model(tmp_path):
     tiny = write_tiny_model(tmp_path / "control", control=True, seed=3)
     pipe = load_model(tiny["dirs"]["stage2"])
@@ -188,7 +220,8 @@ def test_gradio_client_calls_the_stable_api_names(served, frame):
     client = Client(served["url"], verbose=False, analytics_enabled=False, download_files=tempfile.mkdtemp())
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert [p["parameter_name"] for p in api["/sample"]["parameters"]] == ["image", "n", "length", "seed"]
-    assert [p["parameter_name"] for p in api["/transfer"]["parameters"]] == ["clip", "image", "length"]
+    assert [p["parameter_name"] for p in api["/transfer"]["parameters"]] == ["clip", "image", "length", "video"]
+    assert api["/transfer"]["parameters"][3]["parameter_has_default"]  # calls with three arguments still work
     with pytest.raises(Exception, match="number of samples must be a whole number from 1 to 8, got 0"):
         client.predict(handle_file(frame), 0, 16, 0, api_name="/sample")
     with pytest.raises(Exception, match="The start frame README.md is not a readable image"):

@@ -2,7 +2,9 @@
 recipe gives every stage training steps, and the package metadata (pyproject.toml, LICENSE) is complete."""
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,62 @@ def test_license_is_mit_and_credits_the_original_authors():
     text = (ROOT / "LICENSE").read_text()
     assert text.startswith("MIT License") and "CompVis" in text and "Dorkenwald" in text
     assert "Permission is hereby granted, free of charge" in text
+
+
+VIDEOS_MARKER = "From a folder of .mp4 files to a trained model"
+ONE_STEP = ["Training.max_steps_per_epoch=1", "Training.max_eval_batches=1", "Training.save_media=False"]
+
+
+def test_your_own_videos_from_mp4_files_to_fvd(tmp_path, monkeypatch, real_mp4s):
+    """README "Your own videos" on eight real sky clips encoded as .mp4: prepare, train the three stages (one step
+    each), write one .mp4 per sample, compare them with the held-out clips and evaluate the model by its folder
+    alone (tiny random-weight metric networks instead of the released ones)."""
+    import csv
+    import math
+
+    import eval_synthesis_quality
+    import generate_samples
+    from data import prepare_videos
+    from evaluation.backbones import RANDOM_BACKBONES_ENV
+    from metrics import compare
+    from stage1_VAE.main import main as train_stage1
+    from stage2_cINN.AE.main import main as train_ae
+    from stage2_cINN.main import main as train_cinn
+    from tests.test_eval import tiny_backbones
+
+    default, commands = recipe(marker=VIDEOS_MARKER)
+    assert default.startswith("runs/")  # ignored by git
+    commands = [substitute(c, tmp_path) for c in commands]
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv(RANDOM_BACKBONES_ENV, "1")  # LPIPS of the evaluation: a random VGG (its file is absent here)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "mp4").mkdir()
+    for path in real_mp4s.values():
+        shutil.copy(path, tmp_path / "mp4")
+    entry = {("-m", "data.prepare_videos"): prepare_videos.main, ("-m", "stage1_VAE.main"): train_stage1,
+             ("-m", "stage2_cINN.AE.main"): train_ae, ("-m", "stage2_cINN.main"): train_cinn,
+             ("generate_samples.py",): generate_samples.main}
+    results = {}
+    for command in commands:
+        assert command[0] == "python", command
+        key = tuple(command[1:3]) if command[1] == "-m" else (command[1],)
+        argv = command[3:] if command[1] == "-m" else command[2:]
+        if key == ("-m", "metrics.compare"):
+            results["compare"] = compare.main(argv, backbones=tiny_backbones())
+        elif key == ("eval_synthesis_quality.py",):
+            results["eval"] = eval_synthesis_quality.main(argv + ["-workers", "0"], backbones=tiny_backbones())
+        else:
+            entry[key](argv + (ONE_STEP if "Training.n_epochs=1" in argv else []))
+    report = json.loads((tmp_path / "data" / "prepare_videos.json").read_text())
+    assert {v["split"] for v in report["videos"].values()} == {"train", "eval", "test"} and not report["skipped"]
+    for run, column in (("stage1", "train_gen/total"), ("ae", "train_rec_loss"), ("cinn", "train_nll")):
+        rows = list(csv.DictReader((tmp_path / run / "metrics.csv").open()))
+        assert rows and math.isfinite(float(rows[-1][column])), run
+    test_videos = sorted(n for n, v in report["videos"].items() if v["split"] == "test")
+    videos = sorted(p.name for p in (tmp_path / "samples" / "videos").iterdir())
+    assert videos == sorted(f"{n}_{k}.mp4" for n in test_videos for k in range(2))  # named by start frame, index
+    assert results["compare"]["n_real"] == 2 and results["compare"]["n_fake"] == 4
+    assert results["compare"]["frames"] == 16 and all(math.isfinite(v) for v in results["compare"]["metrics"].values())
+    ev = results["eval"]
+    assert ev["dataset"] == "folder" and ev["protocol"] == "all" and ev["n_videos"] == 2
+    assert ev["data_path"] == str((tmp_path / "data").resolve()) and math.isfinite(ev["metrics"]["FVD"])
