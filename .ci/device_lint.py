@@ -118,7 +118,7 @@ class _Visitor(ast.NodeVisitor):
 def library_files(root: Path) -> list[Path]:
     """The library's Python files under ``root`` (sorted)."""
     return sorted(p for p in root.rglob("*.py")
-                  if not p.relative_to(root).parts[0] in EXCLUDED and "site-packages" not in p.parts)
+                  if p.relative_to(root).parts[0] not in EXCLUDED and "site-packages" not in p.parts)
 
 
 def scan(root: Path) -> list[Finding]:

@@ -35,8 +35,9 @@ def worker():
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
-    """Synthetic BAIR data (32 px clips for training and evaluation, 64 px frames), random metric weights in the released layouts, the tiny
-    model (its stage-1 config logging the FVD, so the cINN's per-epoch FVD runs) and its control variant."""
+    """Synthetic BAIR data (32 px clips for training and evaluation, 64 px frames), random metric weights in the
+    released layouts, the tiny model (its stage-1 config logging the FVD, so the cINN's per-epoch FVD runs) and its
+    control variant."""
     root = tmp_path_factory.mktemp("device")
     model = write_tiny_model(root / "model")["dirs"]
     stage1_config = model["stage1"] / "config_stage1.yaml"
