@@ -218,3 +218,30 @@ def _guard_rules(device: torch.device) -> dict:
             "cpu_numpy": raises(lambda: x.cpu().numpy()), "tolist": x.tolist(), "item": x.sum().item(),
             "cpu_generator": raises(lambda: torch.randn(2, device=device, generator=torch.Generator())),
             "like": str(torch.zeros_like(x).device), "tensor": str(torch.tensor([1.0], device=device).device)}
+
+
+def collectives() -> dict:
+    """The DDP helpers on the fake GPU in a one-process gloo group that takes the distributed path, with
+    ``collective_device`` standing for nccl's (the current GPU)."""
+    import torch.distributed as dist
+
+    from training.loop import average_gradients, sync_initialised_params
+    from utils import distributed
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        with fake_gpu() as device:
+            original, distributed.collective_device = distributed.collective_device, lambda: device
+            try:
+                info = type("Distributed", (distributed.DistInfo,), {"enabled": True})(0, 1, 0)
+                means = distributed.reduce_mean({"a": torch.tensor(3.0, device=device), "b": 1.5}, info)
+                net = torch.nn.Linear(3, 2).to(device)
+                net(torch.ones(1, 3, device=device)).sum().backward()
+                average_gradients(net, info)
+                sync_initialised_params(net, info)
+                devices = {str(t.device) for t in (net.weight, net.weight.grad)}
+            finally:
+                distributed.collective_device = original
+    finally:
+        dist.destroy_process_group()
+    return {"means": means, "devices": devices}

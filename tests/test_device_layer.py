@@ -28,8 +28,9 @@ FAKE = "fakegpu:0"
 
 @pytest.fixture(scope="module")
 def worker():
-    """One spawned process that runs the scenarios (torch imported once for all of them)."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
+    """One spawned process that runs the scenarios (torch imported once for all of them; one intra-op thread:
+    the tensors are tiny and the machine may be busy)."""
+    with multiprocessing.get_context("spawn").Pool(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         yield lambda fn, *args: pool.apply(fn, args)
 
 
@@ -130,6 +131,13 @@ def test_metric_inputs_and_the_guards_rules(worker):
                             "device_scalar_on_cpu": "DeviceMismatch", "cpu_index": "accepted", "numpy": "TypeError",
                             "cpu_numpy": "accepted", "tolist": [1.0, 1.0, 1.0], "item": 3.0,
                             "cpu_generator": "DeviceMismatch", "like": FAKE, "tensor": FAKE}
+
+
+def test_ddp_helpers_on_the_device_with_a_gloo_group(worker):
+    """reduce_mean's device path (nccl's: values to the GPU, all_reduce, back to the host), gradient averaging
+    and the initial broadcast, on fake-GPU tensors."""
+    out = worker(scenarios.collectives)
+    assert out == {"means": {"a": 3.0, "b": 1.5}, "devices": {FAKE}}
 
 
 def test_the_fake_gpu_stays_in_the_worker():

@@ -68,12 +68,17 @@ def reduce_mean(logs: Mapping[str, torch.Tensor | float], info: DistInfo) -> dic
         return {}
     vals = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32).detach().reshape(()).cpu() for k in keys])
     if info.enabled:
-        backend = dist.get_backend()
-        if backend == "nccl":
-            vals = vals.to(torch.device("cuda", torch.cuda.current_device()))  # nccl needs device tensors
+        vals = vals.to(collective_device())
         dist.all_reduce(vals, op=dist.ReduceOp.SUM)
         vals = vals.cpu() / info.world_size
     return dict(zip(keys, vals.tolist()))
+
+
+def collective_device() -> torch.device:
+    """Where the tensors of a collective must live: the current CUDA device for nccl, else the CPU (gloo)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def barrier(info: DistInfo) -> None:
