@@ -456,11 +456,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--configs", nargs="+", default=None, choices=["bair", "landscape", "tiny"],
                    help="sampling configs (default bair landscape; --smoke: tiny)")
     p.add_argument("--sample-bs", type=int, default=None, help="sampling batch (default 8; --smoke: 1)")
+    p.add_argument("--variants", default=",".join(SAMPLING_VARIANTS),
+                   help=f"comma-separated sampling variants (default all: {','.join(SAMPLING_VARIANTS)})")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats (default 5; --smoke: 0, the first call is timed)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2; --smoke: 1)")
     args = p.parse_args(argv)
     args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if set(args.variants) - set(SAMPLING_VARIANTS):
+        p.error(f"--variants: unknown {sorted(set(args.variants) - set(SAMPLING_VARIANTS))}; choose from "
+                f"{','.join(SAMPLING_VARIANTS)}")
     if args.skip - set(SECTIONS):
         p.error(f"--skip: unknown sections {sorted(args.skip - set(SECTIONS))}; choose from {SECTIONS}")
     args.configs = args.configs or (["tiny"] if args.smoke else ["bair", "landscape"])
@@ -488,13 +494,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if "training" not in args.skip:
             training_checks(report, "tiny" if args.smoke else "bair", Path(tmp))
-    eager = tuple(v for v in SAMPLING_VARIANTS if v != "bf16+compile")
+    eager = tuple(v for v in args.variants if v != "bf16+compile")
     if "sampling" not in args.skip:
         for name in args.configs:
             sampling_checks(report, name, args.sample_bs, eager)
     if "fvd" not in args.skip:
         report.run("fvd", "features", lambda: fvd_check(report))
-    if "sampling" not in args.skip:  # last: compiling takes the longest and is the least likely to matter
+    if "sampling" not in args.skip and "bf16+compile" in args.variants:  # last: compiling takes the longest
         for name in args.configs:
             sampling_checks(report, name, args.sample_bs, ("bf16+compile",))
     failed = [c for c in report.checks if c.status == "failed"]

@@ -19,7 +19,7 @@ import yaml
 
 from data.synthetic import write_synthetic_dataset
 from tests import device_scenarios as scenarios
-from tests.eval_helpers import KINETICS_FILE, VGG_FILE, write_random_weights
+from tests.eval_helpers import KINETICS_FILE, VGG_FILE, _save, activating_init
 from tests.helpers import write_tiny_model
 from utils.media import save_png
 
@@ -34,6 +34,19 @@ def worker():
         yield lambda fn, *args: pool.apply(fn, args)
 
 
+def _random_weights(folder: Path) -> Path:
+    """The two metric weights files the scenarios read (Kinetics I3D, VGG16), random, in the released layouts
+    (``tests.eval_helpers.write_random_weights`` writes all four)."""
+    import torchvision
+
+    from metrics.i3d import KineticsI3D
+
+    _save(activating_init(KineticsI3D()).state_dict(), folder / KINETICS_FILE)
+    vgg = activating_init(torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"]), 3)
+    _save({f"features.{k}": v for k, v in vgg.state_dict().items()}, folder / VGG_FILE)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
     """Synthetic BAIR data (32 px clips for training and evaluation, 64 px frames), random metric weights in the
@@ -46,7 +59,7 @@ def setup(tmp_path_factory) -> dict:
     cfg1["Training"]["FVD"] = "FVD"
     stage1_config.write_text(yaml.safe_dump(cfg1, sort_keys=False))
     control = write_tiny_model(root / "control", control=True, seed=5)["dirs"]
-    weights = write_random_weights(root / "weights")
+    weights = _random_weights(root / "weights")
     return {"root": root, "model": model, "control": control, "weights": weights,
             "i3d": str(weights / KINETICS_FILE), "vgg": str(weights / VGG_FILE),
             "bair32": write_synthetic_dataset("bair", root / "bair32", n_videos=2, n_frames=18, size=32),
