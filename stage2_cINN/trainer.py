@@ -95,6 +95,21 @@ class CINNTrainer:
             emb = torch.cat([emb, endpoint_to_onehot(batch["cond"].to(self.device))], dim=1)
         return z, emb
 
+    def train_step(self, batch: dict) -> dict | None:
+        """One flow update on a batch (NLL of posterior samples given the start frame's embedding); None when the
+        loss was NaN/Inf and the update skipped (``Training.max_nonfinite``; logged, raises after too many)."""
+        z, emb = self.targets(batch)
+        eps, logdet = self.model(z, emb)
+        loss = nll_loss(eps, logdet)
+        if not self.finite.allow(loss):
+            return None
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tr["grad_clip"]:
+            torch.nn.utils.clip_grad_norm_(self.flow.parameters(), self.tr["grad_clip"])
+        self.opt.step()
+        return {"nll": loss.detach(), "logdet": logdet.detach().mean()}
+
     def train_epoch(self, epoch: int) -> dict:
         """One epoch of flow updates. The AE embedder stays in eval mode unless ``Training.embedder_train_mode``
         (the original's ``cINN.train()`` also switched it to training mode: BatchNorm encoders then embed x0
@@ -105,18 +120,10 @@ class CINNTrainer:
         max_steps = self.tr["max_steps_per_epoch"]
         for batch in tqdm(epoch_iter(self.train_loader, epoch, max_steps), total=n_steps(self.train_loader, max_steps),
                           desc=f"cINN epoch {epoch}", disable=not self.ctx.dist.is_main, leave=False):
-            z, emb = self.targets(batch)
-            eps, logdet = self.model(z, emb)
-            loss = nll_loss(eps, logdet)
-            if not self.finite.allow(loss):  # NaN/Inf: skip the update (logged; raises after too many in a row)
+            logs = self.train_step(batch)
+            if logs is None:  # NaN/Inf: the update was skipped
                 continue
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.tr["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(self.flow.parameters(), self.tr["grad_clip"])
-            self.opt.step()
             self.step += 1
-            logs = {"nll": loss.detach(), "logdet": logdet.detach().mean()}
             tracker.add(logs)
             self.finite.add(logs, self.step)
             if self.step % self.tr["verbose_idx"] == 0:

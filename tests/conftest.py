@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: paths to the repository and to the reference fixtures."""
+"""Shared pytest fixtures: paths to the repository and to the reference fixtures; ``cuda`` tests skipped without
+a GPU."""
 import os
 from pathlib import Path
 
@@ -7,6 +8,17 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = Path(os.environ.get("I2V_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` are skipped, with the reason, where no CUDA device is usable."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False); "
+                                   "benchmarks/gpu_check.py runs these on a GPU machine")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,9 @@ points on the random-weight backbones of ``tests.eval_helpers``, then a rank tha
 ``torchrun --nproc_per_node 2 tests/eval_dist_worker.py <config.json>`` (the test sets torchrun's
 environment variables itself); the config
 holds ``weights`` (a -weights_dir), the argument lists ``synthesis``, ``diversity``, ``compare`` and
-``dead`` (a compare run during which rank 1 exits: rank 0 must end with an error).
+``dead`` (a compare run during which rank 1 exits: rank 0 must end with an error). With ``fake_gpu`` every run
+uses the fake GPU of ``tests/fake_gpu.py`` (``-gpu 0``: networks, clips and features on ``fakegpu:0``, where a
+tensor on the wrong device fails as on CUDA).
 """
 from __future__ import annotations
 
@@ -20,17 +22,31 @@ import torch  # noqa: E402
 ALL_METRICS = ("FVD", "DTFVD", "FID", "LPIPS", "VGG", "I3D", "DTI3D")
 
 
+def on_gpu_0(argv: list[str]) -> list[str]:
+    """``argv`` with its ``-gpu``/``--gpu`` value set to 0 (the fake GPU)."""
+    return [("0" if i and argv[i - 1] in ("-gpu", "--gpu") else a) for i, a in enumerate(argv)]
+
+
 def main(config_path: str) -> None:
-    import eval_diversity
-    import eval_synthesis_quality
-    from metrics import compare
-    from tests.eval_helpers import small_backbones
+    from tests.fake_gpu import fake_gpu
     from utils.distributed import init_distributed
 
     torch.set_num_threads(1)
     cfg = json.loads(Path(config_path).read_text())
     info = init_distributed(torch.device("cpu"), timeout=cfg.get("timeout", 120))
-    backbones = small_backbones(Path(cfg["weights"]), ALL_METRICS)
+    if not cfg.get("fake_gpu"):
+        return run(cfg, info, torch.device("cpu"))
+    with fake_gpu() as device:
+        run({k: on_gpu_0(v) if isinstance(v, list) else v for k, v in cfg.items()}, info, device)
+
+
+def run(cfg: dict, info, device: torch.device) -> None:
+    import eval_diversity
+    import eval_synthesis_quality
+    from metrics import compare
+    from tests.eval_helpers import small_backbones
+
+    backbones = small_backbones(Path(cfg["weights"]), ALL_METRICS, device=device)
     eval_synthesis_quality.main(cfg["synthesis"], backbones=backbones)
     eval_diversity.main(cfg["diversity"], backbones=backbones)
     compare.main(cfg["compare"], backbones=backbones)

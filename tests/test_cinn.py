@@ -337,7 +337,7 @@ def test_non_finite_guard_in_a_training_step() -> None:
 
 # ---------------------------------------------------------------- devices
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_runs_on_cuda() -> None:
     cuda = torch.device("cuda")
     flow, x, cond = _prepared("flow_control", torch.float32)

@@ -495,11 +495,12 @@ def _run_ranks(argv: list[str], logs: Path, timeout: float, stop_rank_1: bool = 
 
 @pytest.fixture(scope="module")
 def two_processes(scale_setup):
-    """The same runs on two ranks (tests/eval_dist_worker.py), then a compare run during which rank 1 dies."""
+    """The same runs on two ranks (tests/eval_dist_worker.py) on the fake GPU of tests/fake_gpu.py (a tensor on the
+    wrong device fails there as on CUDA; the numbers are the CPU's), then a compare run during which rank 1 dies."""
     root = scale_setup["root"]
     runs = scale_setup["runs"]("two")
     config = {**runs, "weights": str(scale_setup["weights"]), "dead": runs["compare"][:-2] + ["--out", str(root / "x")],
-              "timeout": 120}
+              "timeout": 120, "fake_gpu": True}
     (root / "worker.json").write_text(json.dumps(config))
     ranks = _run_ranks(["tests/eval_dist_worker.py", str(root / "worker.json")], root / "logs", timeout=600)
     results = {name: json.loads((root / "two" / f"{name}.json").read_text())

@@ -98,7 +98,7 @@ class FiniteMonitor:
         """Raise :class:`NonFiniteLossError` if any step so far had a NaN/Inf loss term (one host sync)."""
         if self._first is None or int(self._first) < 0:
             return
-        values = dict(zip(self._names, self._values.tolist()))
+        values = dict(zip(self._names, self._values.cpu().tolist()))
         bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
         good = ", ".join(f"{k}={v:.4g}" for k, v in values.items() if math.isfinite(v))
         raise NonFiniteLossError(

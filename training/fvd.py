@@ -35,7 +35,7 @@ class TrainingFVD:
 
     def distance(self, real: torch.Tensor, fake: torch.Tensor) -> float:
         """Frechet distance between two sets of embeddings."""
-        return compute_fvd(real.numpy(), fake.numpy())
+        return compute_fvd(real.cpu().numpy(), fake.cpu().numpy())
 
 
 def make_training_fvd(kind: str, device: torch.device, weights: str | None = None) -> TrainingFVD | None:

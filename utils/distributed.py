@@ -5,7 +5,7 @@ import datetime
 import os
 import random
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -68,12 +68,17 @@ def reduce_mean(logs: Mapping[str, torch.Tensor | float], info: DistInfo) -> dic
         return {}
     vals = torch.stack([torch.as_tensor(logs[k], dtype=torch.float32).detach().reshape(()).cpu() for k in keys])
     if info.enabled:
-        backend = dist.get_backend()
-        if backend == "nccl":
-            vals = vals.to(torch.device("cuda", torch.cuda.current_device()))  # nccl needs device tensors
+        vals = vals.to(collective_device())
         dist.all_reduce(vals, op=dist.ReduceOp.SUM)
         vals = vals.cpu() / info.world_size
     return dict(zip(keys, vals.tolist()))
+
+
+def collective_device() -> torch.device:
+    """Where the tensors of a collective must live: the current CUDA device for nccl, else the CPU (gloo)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def barrier(info: DistInfo) -> None:
@@ -108,8 +113,21 @@ def _numpy_state(saved) -> tuple:
     return tuple(saved)  # older checkpoints: numpy's own tuple
 
 
+def _on_host(obj: Any) -> Any:
+    """``obj`` with every tensor (nested in dicts, lists, tuples) on the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, Mapping):
+        return {k: _on_host(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_host(v) for v in obj)
+    return obj
+
+
 def set_rng_state(state: Mapping) -> None:
-    """Restore what :func:`rng_state` saved (also the older format with numpy's tuple)."""
+    """Restore what :func:`rng_state` saved (also the older format with numpy's tuple). The states may have been
+    loaded onto the GPU with a checkpoint (``map_location=device``); generators take CPU tensors."""
+    state = _on_host(state)
     random.setstate(_python_state(state["python"]))
     np.random.set_state(_numpy_state(state["numpy"]))
     torch.set_rng_state(state["torch"])

@@ -102,7 +102,7 @@ class AELoss(AdversarialLoss):
             f"{split}/kl_loss": kl.detach(),
             f"{split}/g_loss": g_loss.detach(),
             f"{split}/d_weight": d_weight.detach(),
-            f"{split}/disc_factor": torch.tensor(disc_factor),
+            f"{split}/disc_factor": torch.tensor(disc_factor, device=x.device),
         }
         return loss, log
 
