@@ -496,6 +496,10 @@ def test_training_curves_are_drawn_beside_metrics_csv(tmp_path, monkeypatch, cap
     assert png.read_bytes() != first and imageio.imread(png).ndim == 3 and _leftovers(tmp_path) == []
     png.unlink()
     assert plot_main([str(tmp_path)]) == [png] and f"wrote {png}" in capsys.readouterr().out
+    quiet = tl.RunLogger(tmp_path / "quiet", {"Logging": {"mode": "disabled"}, "Training": {"save_media": False}})
+    quiet.log_epoch({"epoch": 0, "gen/total": 2.0})
+    quiet.finish()
+    assert (tmp_path / "quiet" / "metrics.csv").is_file() and not (tmp_path / "quiet" / "metrics.png").exists()
     with pytest.raises(SystemExit) as exit_:
         command.run(plot_main, [str(tmp_path / "nothing")])
     assert exit_.value.code == 2 and "no metrics.csv at" in capsys.readouterr().err

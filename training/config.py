@@ -51,7 +51,7 @@ COMMON_TRAINING: dict = {
     "grad_clip": Key(NonNegFloat, 0.0),  # 0 disables gradient clipping
     "max_steps_per_epoch": opt(PosInt),  # cap iterations per epoch (smoke runs, demo)
     "max_eval_batches": opt(PosInt),  # cap validation batches
-    "save_media": True,  # GIF/MP4 of samples each epoch
+    "save_media": True,  # GIF/MP4 of samples each epoch, and the curves of metrics.csv as metrics.png
     "lpips_weights": opt(Text),  # local VGG16 ImageNet weights (vgg16-397923af.pth); None -> torch hub cache
     "allow_random_lpips": False,  # tests/demo only: LPIPS with a random VGG backbone (logged loudly)
     "i3d_weights": opt(Text),  # I3D weights for the per-epoch FVD; None -> models/PI3D or models/DTI3D

@@ -89,6 +89,8 @@ class RunLogger:
     def __init__(self, run_dir: Path, config: Mapping, is_main: bool = True, name: str = "run"):
         self.is_main = is_main
         self.csv = CSVLogger(Path(run_dir) / "metrics.csv")
+        # the curves are part of a run's media: Training.save_media: False (tests, quick runs) leaves them out
+        self.draw_curves = bool((config.get("Training") or {}).get("save_media", True))
         self._plot_failed, self._unplotted = False, False
         self._plotted_at = time.monotonic()  # a run's first drawing comes after PLOT_INTERVAL_S or at its end
         self.wandb = None
@@ -115,8 +117,8 @@ class RunLogger:
         if not self.is_main:
             return
         self.csv.log(row)
-        self._unplotted = True
-        if time.monotonic() - self._plotted_at >= PLOT_INTERVAL_S:
+        self._unplotted = self.draw_curves
+        if self._unplotted and time.monotonic() - self._plotted_at >= PLOT_INTERVAL_S:
             self.plot()
         if self.wandb is not None:
             self.wandb.log({f"epoch/{k}": v for k, v in row.items()}, step=step)
