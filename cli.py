@@ -98,3 +98,10 @@ def fetch_weights() -> None:
     from models import fetch_weights as script
 
     run(script.main)
+
+
+def prepare_videos() -> None:
+    """``i2v-prepare-videos``: python -m data.prepare_videos."""
+    from data import prepare_videos as script
+
+    run(script.main)

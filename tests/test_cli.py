@@ -255,3 +255,21 @@ def test_run_applies_the_allocator_tuning_where_entry_points_start(monkeypatch):
     monkeypatch.setattr(command, "tune_cpu_allocator", lambda: calls.append(1) or True)
     command.run(lambda argv: None, [])
     assert calls == [1]
+
+
+def test_every_console_command_runs_a_main_function(monkeypatch):
+    """Each ``[project.scripts]`` entry of pyproject.toml names a ``cli`` function that runs its script's ``main``."""
+    import tomllib
+
+    import cli
+
+    scripts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert len(scripts) >= 14
+    called: list = []
+    monkeypatch.setattr(cli, "run", called.append)
+    for name, target in scripts.items():
+        module, func = target.split(":")
+        assert module == "cli", name
+        getattr(cli, func)()
+        assert callable(called[-1]) and called[-1].__name__ == "main", (name, called[-1])
+    assert len({f.__module__ for f in called}) == len(scripts)  # one script per command

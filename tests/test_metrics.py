@@ -229,6 +229,8 @@ def test_fvd_zero_for_same_set_and_rising_with_noise():
     assert 0 < values[0] < values[1] < values[2], values
 
 
+# the TF-Hub I3D ships as a TorchScript file, so its stand-in is one too (torch.jit.script: deprecated, not gone)
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 @torch.no_grad()
 def test_dtfvd_features_and_torchscript_call_contract():
     videos = torch.rand(2, 6, 3, 32, 32) * 2 - 1

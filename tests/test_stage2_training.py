@@ -84,7 +84,7 @@ def test_cinn_nll_falls_and_checkpoints(bair, frozen, tmp_path):
         trainer.opt.zero_grad()
         loss.backward()
         trainer.opt.step()
-    assert float(loss) < before - 5.0, (before, float(loss))
+    assert loss.item() < before - 5.0, (before, loss.item())
 
 
 def test_cinn_resume_equals_uninterrupted(bair, frozen, tmp_path):
