@@ -14,7 +14,7 @@ from PIL import Image
 from data.augment import resize_clip
 from data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_hidden, is_image, is_video_file, suffix_list
 from data.frame_io import FrameReadError
-from data.videos import first_frame, video_length
+from data.videos import first_frame, image_files, video_length
 from utils.errors import MissingFileError
 
 logger = logging.getLogger(__name__)
@@ -32,8 +32,7 @@ def list_images(source: str | Path) -> list[Path]:
     if not source.is_dir():
         raise MissingFileError(f"no image or image folder at {source.resolve()} "
                                f"(expected {suffix_list(IMAGE_SUFFIXES)})")
-    files = natsorted((p for p in source.iterdir() if p.is_file() and is_image(p) and not is_hidden(p)),
-                      key=lambda p: p.name)
+    files = image_files(source)
     if not files:
         raise MissingFileError(f"no images ({suffix_list(IMAGE_SUFFIXES)}) in {source.resolve()}")
     return files

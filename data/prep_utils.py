@@ -35,15 +35,15 @@ def extract_to_folder(video: Path, out_dir: Path, name_pattern: str, size: Optio
                       overwrite: bool = False) -> Optional[int]:
     """Extract the frames of ``video`` into ``out_dir`` atomically; ``None`` if it exists and is kept.
 
-    Frames are first written to ``<out_dir>.partial`` and the folder is renamed when complete, so an
-    interrupted run leaves no half-filled video folder and a re-run resumes where it stopped.
+    Frames are first written to the hidden ``.<name>.partial`` (which no dataset lists) and the folder is renamed
+    when complete, so an interrupted run leaves no half-filled video folder and a re-run resumes where it stopped.
     """
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not overwrite:
             return None
         shutil.rmtree(out_dir)
-    partial = out_dir.with_name(out_dir.name + ".partial")
+    partial = out_dir.with_name(f".{out_dir.name}.partial")
     if partial.exists():
         shutil.rmtree(partial)
     count = extract_video_frames(video, partial, name_pattern, size)

@@ -9,7 +9,8 @@ Every video file below ``--src`` (.mp4, .webm, .mov, .avi, .mkv, .gif; sub-folde
 frame at or after every 1/fps seconds (never more frames than the video has), ``--split`` gives the fractions of
 train, eval and test videos: the videos ordered by a hash of their names (``--seed``) fill the splits in turn, so the
 split depends on the set of names only (not on the listing order, the machine or the number of workers). A run
-can be repeated or resumed: finished videos are kept, a half-written one (``.<name>.partial``) is redone, and a
+can be repeated or resumed: finished videos are kept in their split, a half-written one (``.<name>.partial``) is
+redone, videos added to ``--src`` since are split among themselves (a video is never in two splits), and a
 different ``--size``/``--fps``/``--format``/``--split``/``--seed`` for the same ``--out`` is refused. The report
 (each video's split and frames, each skipped file and why: not a video, unreadable, fewer than ``--min_frames``
 frames, a name already taken) is printed and written to ``ROOT/prepare_videos.json``.
@@ -168,10 +169,13 @@ def prepare(src: Path, out: Path, size: Optional[int] = None, fps: Optional[floa
     if not named:
         raise ArgumentError(f"--src {src}: no readable video files ({suffix_list(VIDEO_SUFFIXES)}) below it"
                             + (f"; skipped {len(skipped)} file(s), e.g. {next(iter(skipped))}" if skipped else ""))
-    splits = assign_splits(list(named), split, seed)
+    done = {n: mode for n in named for mode in MODES if (out / mode / n).is_dir()}  # converted by an earlier run
+    # a video keeps the split it was written to; new ones (--src grew) are split among themselves, so no video is
+    # ever in two splits
+    splits = {**assign_splits([n for n in named if n not in done], split, seed), **done}
     for mode in MODES:  # the layout's three split folders, also when a fraction gives none
         (out / mode).mkdir(parents=True, exist_ok=True)
-    kept = {n for n in named if (out / splits[n] / n).is_dir()}
+    kept = set(done)
     jobs = [Job(named[n], out / splits[n] / n, size, fps, fmt, min_frames) for n in named if n not in kept]
     results = {source: (count, why) for source, count, why in run_jobs(convert, jobs, workers, desc="videos")}
     skipped.update({source: why for source, (count, why) in results.items() if count is None})

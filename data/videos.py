@@ -32,7 +32,7 @@ from utils.errors import ArgumentError, MissingFileError
 logger = logging.getLogger(__name__)
 
 __all__ = ["VideoFileError", "VideoInfo", "probe", "frame_count", "read_frames", "read_clip_file", "iter_frames",
-           "list_videos", "read_video", "video_length", "first_frame"]
+           "list_videos", "image_files", "read_video", "video_length", "first_frame"]
 
 INDEXED_CONTAINERS = (".mp4", ".mov", ".m4v", ".avi")  # their headers hold a trustworthy frame count
 _CACHE_SIZE = 4096  # files whose frame index a process keeps
@@ -173,10 +173,12 @@ def _decode_in_order(path: Path, start: int, count: int) -> list[np.ndarray]:
 
 def _decode_by_pts(path: Path, wanted: np.ndarray, seek: bool) -> list[np.ndarray] | None:
     """The frames whose timestamps are ``wanted`` (sorted), decoded from the key frame at or before the first one
-    (``seek``) or from the file's start; None when the seek went past the first wanted frame."""
+    (``seek``) or from the file's start; None when the seek went past the first wanted frame, [] when the decoded
+    timestamps are not in presentation order (AVI with B-frames numbers its packets in decoding order)."""
     targets = {int(t): i for i, t in enumerate(wanted)}
     first, last = int(wanted[0]), int(wanted[-1])
     found: dict[int, np.ndarray] = {}
+    previous = None
     with _open(path) as container:
         stream = _stream(container)
         if seek:
@@ -185,6 +187,9 @@ def _decode_by_pts(path: Path, wanted: np.ndarray, seek: bool) -> list[np.ndarra
             pts = frame.pts
             if pts is None:
                 continue
+            if previous is not None and pts <= previous:
+                return []  # timestamps that do not rise: they say nothing of the frames' order
+            previous = pts
             if seek and not found and pts > first:
                 return None  # landed after the clip's first frame (a container that seeks coarsely)
             if pts in targets:
@@ -199,7 +204,14 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> n
     (count, H, W, 3), decoded from the key frame before ``start`` (not from the file's start). Too few frames, or
     frames that do not decode, are a :class:`VideoFileError` naming the file."""
     path = Path(path)
-    index = _frame_index(path)
+    if start == 0 and count is not None and count > 0:  # the first frames (start frames, n_frames): no index pass
+        try:
+            frames = _decode_in_order(path, 0, int(count))
+        except av.error.FFmpegError:
+            frames = []
+        if len(frames) == count:
+            return _stacked(frames)
+    index = _frame_index(path)  # what is wrong with the file, below
     if index.count == 0:
         raise VideoFileError(f"cannot read video {path}: the file holds no video (no frames)")
     count = index.count - start if count is None else int(count)
@@ -217,14 +229,21 @@ def read_frames(path: str | Path, start: int = 0, count: int | None = None) -> n
                 frames = None
             if frames is None:
                 frames = _decode_by_pts(path, wanted, seek=False)
-            if len(frames) != count:  # decoded timestamps other than the packets': count in decoding order
+            if len(frames) != count:  # decoded timestamps other than the packets' or out of order: count in
+                # decoding order (the decoder's output order is the presentation order), for this file from now on
+                _index_cache[_key(path)] = _Index(None, index.count)
                 frames = _decode_in_order(path, start, count)
     except av.error.FFmpegError as exc:
         raise VideoFileError(f"cannot read video {path}: corrupt ({exc})") from None
     if len(frames) != count:
         raise VideoFileError(f"cannot read video {path}: {count - len(frames)} of frames {start}..{start + count - 1} "
                              "did not decode (the file is damaged or truncated)")
-    if len({f.shape for f in frames}) > 1:  # a stream whose size changes: every frame at the first one's size
+    return _stacked(frames)
+
+
+def _stacked(frames: list[np.ndarray]) -> np.ndarray:
+    """(T, H, W, 3): a stream whose size changes has every frame at the first one's size."""
+    if len({f.shape for f in frames}) > 1:
         h, w = frames[0].shape[:2]
         frames = [f if f.shape[:2] == (h, w) else cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames]
     return np.stack(frames)
@@ -250,7 +269,8 @@ def iter_frames(path: str | Path) -> Iterator[tuple[float, np.ndarray]]:
 
 
 # ---------------------------------------------------------------------- files and frame folders alike
-def _frame_files(folder: Path) -> list[Path]:
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in ``folder`` (not hidden ones), in natural order: a video's frames, start frames."""
     return natsorted((p for p in folder.iterdir() if p.is_file() and is_image(p) and not is_hidden(p)),
                      key=lambda p: p.name)
 
@@ -279,14 +299,14 @@ def list_videos(source: str | Path) -> list[Path]:
 def video_length(path: str | Path) -> int:
     """Frames of a video file or a folder of frames."""
     path = Path(path)
-    return len(_frame_files(path)) if path.is_dir() else frame_count(path)
+    return len(image_files(path)) if path.is_dir() else frame_count(path)
 
 
 def first_frame(path: str | Path) -> np.ndarray:
     """Frame 0 of a video file or a folder of frames as RGB uint8 (H, W, 3)."""
     path = Path(path)
     if path.is_dir():
-        files = _frame_files(path)
+        files = image_files(path)
         if not files:
             raise MissingFileError(f"no frames ({suffix_list(IMAGE_SUFFIXES)}) in {path}")
         return _rgb(imageio.imread(files[0]))
@@ -298,7 +318,7 @@ def read_video(path: str | Path, n_frames: int | None = None) -> torch.Tensor:
     is decoded no further; a :class:`VideoFileError` when it has fewer)."""
     path = Path(path)
     if path.is_dir():
-        files = _frame_files(path)
+        files = image_files(path)
         if not files:
             raise MissingFileError(f"no frames ({suffix_list(IMAGE_SUFFIXES)}) in {path}")
         if n_frames is not None and len(files) < n_frames:

@@ -449,7 +449,7 @@ def _write_mp4(path: Path, n_frames: int, size: int = 32) -> None:
     writer.release()
 
 
-def test_extract_iper_and_dtdb(tmp_path, capsys):
+def test_extract_iper_and_dtdb(tmp_path, capsys, monkeypatch):
     _write_mp4(tmp_path / "iper_raw" / "001_1_2.mp4", 7)
     args = ["--raw_dir", str(tmp_path / "iper_raw"), "--processed_dir", str(tmp_path / "iper")]
     extract_iPER.main(args)
@@ -469,6 +469,21 @@ def test_extract_iper_and_dtdb(tmp_path, capsys):
     config = make_config({"dataset": "DTDB", "data_path": str(tmp_path / "dtdb"), "texture": "fire",
                           "image_format": "jpg"})
     assert get_dataset(config, "train")[0]["seq"].shape == (L, 3, SIZE, SIZE)
+    videos = len(get_dataset(config, "train").videos)
+
+    from data import prep_utils
+
+    def interrupted(video, out_dir, name_pattern, size=None):  # a run killed while writing its last frame
+        out_dir.mkdir(parents=True)
+        for k in range(6):
+            (out_dir / name_pattern.format(k)).write_bytes(b"")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prep_utils, "extract_video_frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        prep_utils.extract_to_folder(raw / "TRAIN" / "Fire" / "Fire_g1_c1.mp4",
+                                     tmp_path / "dtdb" / "fire" / "train" / "Fire_g3_c1", "frame_{}.jpg")
+    assert len(get_dataset(config, "train").videos) == videos  # the half-written folder is not a video
 
 
 # ----------------------------------------------------------------------------- faithfulness of resize / jitter

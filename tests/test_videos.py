@@ -125,14 +125,21 @@ def test_a_clip_is_decoded_from_the_key_frame_before_it_not_from_the_file_start(
     clip = read_frames(path, 81, 8)  # key frames at 0, 8, ..., 80: decodes from 80 (plus the B-frame delay)
     assert np.array_equal(clip, whole[81:89])
     assert counter.decoded <= 8 + 8, f"decoded {counter.decoded} frames for an 8-frame clip at frame 81"
+    videos._index_cache.clear()
+    monkeypatch.setattr(videos, "_scan", None)  # the first frames (a start frame) need no pass over the file
+    assert np.array_equal(videos.first_frame(path), whole[0]) and np.array_equal(read_frames(path, 0, 3), whole[:3])
 
 
 @pytest.mark.parametrize("suffix, codec", [(".webm", "libvpx-vp9"), (".avi", "mpeg4"), (".mov", "libx264"),
-                                           (".mkv", "libx264")])
+                                           (".mkv", "libx264"), (".avi", "libx264")])
 def test_every_video_container_gives_the_same_clips(tmp_path, suffix, codec):
-    path = _encode(tmp_path / f"v{suffix}", _ramp(40), codec=codec, gop=6)
+    """Clips in presentation order, also from H.264 in AVI, whose packets are numbered in decoding order."""
+    frames = np.zeros((40, 48, 48, 3), np.uint8)
+    frames[np.arange(40), np.arange(40)] = 255  # frame k: a white line at row k
+    path = _encode(tmp_path / f"v{suffix}", frames, codec=codec, gop=6)
     whole = read_frames(path)
     assert len(whole) == videos.frame_count(path) == 40
+    assert np.array_equal(whole.mean((2, 3)).argmax(1), np.arange(40))  # frame k is frame k
     for start in (0, 5, 6, 23):
         assert np.array_equal(read_frames(path, start, 16), whole[start:start + 16]), (suffix, start)
 
@@ -274,6 +281,16 @@ def test_prepare_videos_splits_resumes_and_reports(real_mp4s, bad_files, tmp_pat
     assert len(list(where["sample1"].iterdir())) == 33 and kept.stat().st_mtime_ns == stamp
     with pytest.raises(ArgumentError, match=r"--size 16 \(now 32\)"):
         prepare_videos(argv[:5] + ["32"] + argv[6:])
+    for k in range(7, 12):  # --src grows: earlier videos keep their split, none lands in two
+        shutil.copy(real_mp4s["sample1"], src / f"new{k}.mp4")
+    grown = prepare_videos(argv)
+    assert {n: grown["videos"][n]["split"] for n in report["videos"]} == {n: v["split"] for n, v in
+                                                                          report["videos"].items()}
+    assert grown["written"] == 5 and grown["kept"] == 6
+    on_disk = [d.name for mode in ("train", "eval", "test") for d in (out / mode).iterdir()]
+    assert len(on_disk) == len(set(on_disk)) == 11
+    for k in range(7, 12):  # back to the six videos the dataset below counts
+        shutil.rmtree(out / grown["videos"][f"new{k}"]["split"] / f"new{k}")
     cfg = tiny_stage1_config(str(out))
     cfg["Data"]["dataset"] = "folder"
     assert len(get_dataset(cfg, "train")) == 4
@@ -298,6 +315,9 @@ def test_compare_constrains_the_length_only_by_the_metrics_asked_for(real_mp4s, 
                                             r"--frames 32"):
         compare.main(base + ["--dtfvd"], backbones=tiny)
     assert compare.main(base + ["--dtfvd", "--frames", "16"], backbones=tiny)["frames"] == 16
+    with pytest.raises(ArgumentError, match=r"--real .*real: its shortest video, sample1.mp4, has 33 frame\(s\); "
+                                            r"--frames 40 needs at least 40"):
+        compare.main(base + ["--fid", "--frames", "40"], backbones=tiny)
     static = tmp_path / "static"  # still clips saved as GIF: the writer merges identical frames into one
     static.mkdir()
     for k in range(2):
