@@ -81,9 +81,17 @@ def _verified(name: str, digest: str) -> str:
     return f"SHA-256 {digest} (no published checksum to verify)"
 
 
-def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse | None:
-    """The response for ``url`` from byte ``offset`` on; None when the server says the range is past the end
-    (a complete ``.part``)."""
+class _PastTheEnd(Exception):
+    """HTTP 416: the requested range starts at or past the file's end; ``total`` is its size (None if not given)."""
+
+    def __init__(self, total: int | None):
+        super().__init__(total)
+        self.total = total
+
+
+def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
+    """The response for ``url`` from byte ``offset`` on; :class:`_PastTheEnd` when the server says the range is
+    past the end (a complete ``.part``, or one longer than the file)."""
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -91,7 +99,8 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse | N
         return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
-            return None
+            total = (exc.headers.get("Content-Range") or "").rpartition("/")[2]  # "bytes */<size>"
+            raise _PastTheEnd(int(total) if total.isdigit() else None) from None
         raise NetworkError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise NetworkError(f"{url}: {getattr(exc, 'reason', None) or exc}") from None
@@ -103,7 +112,14 @@ def download(url: str, target: Path, name: str, timeout: float = 30.0) -> str:
     (:class:`NetworkError`); a wrong checksum removes it (:class:`DownloadChecksumError`)."""
     part = target.with_name(target.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
-    response = _open(url, offset, timeout)
+    try:
+        response = _open(url, offset, timeout)
+    except _PastTheEnd as end:
+        if end.total == offset:  # the .part is the whole file: only its checksum is left to check
+            response = None
+        else:  # a .part longer than the file (or a server that does not say its size): start over
+            part.unlink()
+            offset, response = 0, _open(url, 0, timeout)
     if response is not None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with response:
@@ -198,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> list[Outcome]:
     if args.list:
         _list(names, dest)
         return []
-    outcomes, failed = [], []
+    outcomes, failed, refused = [], [], []
     for name in names:
         if name == PAPER:
             outcomes += paper_checkpoints()
@@ -214,14 +230,20 @@ def main(argv: Sequence[str] | None = None) -> list[Outcome]:
             outcomes.append(_fetch(name, target, args))
         except NetworkError as exc:
             failed.append(Outcome(name, "failed", target, str(exc)))
+        except DownloadChecksumError as exc:  # reported below, after the other files were fetched
+            refused.append(exc)
     for o in outcomes:
         print(f"{o.name:<16} {o.status:<10} {o.target}  ({o.detail})")
+    for exc in refused if failed else refused[:-1]:  # the last one is the error line unless a download failed
+        print(f"checksum: {exc}")
     if failed:
         print("could not download (offline, or the server did not answer); get these by hand, or run the command "
               "again to continue (partial downloads are kept as .part):")
         for o in failed:
             print(f"  {o.name}: {WEIGHTS[o.name].url} -> {o.target}")
         raise NetworkError(f"could not download {', '.join(o.name for o in failed)}: {failed[0].detail}")
+    if refused:
+        raise refused[-1]
     by_hand = [o for o in outcomes if o.status == "by hand" and o.name in args.names]
     if by_hand:
         raise MissingFileError(f"{', '.join(dict.fromkeys(o.name for o in by_hand))}: no direct download link; get "

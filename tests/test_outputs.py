@@ -365,6 +365,12 @@ class _Files(http.server.BaseHTTPRequestHandler):
         wanted = self.headers.get("Range")
         self.ranges.append((self.path, wanted))
         start = int(wanted.split("=")[1].split("-")[0]) if wanted else 0
+        if start >= len(data):  # as real servers do: 416 with the file's size
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = data[start:]
         self.send_response(206 if wanted else 200)
         if wanted:
@@ -426,6 +432,34 @@ def test_fetch_downloads_checks_and_resumes(server, tmp_path, capsys):
     assert "SHA-256 verified" in outcomes[0].detail and f"prefix {server.prefix} verified" in outcomes[1].detail
     again = fetch_weights.main(["vgg16", "--dest", str(dest)])  # present: checked, not fetched again
     assert again[0].status == "ok" and len([r for r in _Files.ranges if r[0] == "/vgg16.pth"]) == 2
+
+
+def test_fetch_a_part_as_long_as_the_file_or_longer(server, tmp_path):
+    """A whole ``.part`` (HTTP 416, same size) is checked and kept; a longer one (416, other size) is fetched again."""
+    from models import fetch_weights
+
+    part = tmp_path / "vgg16-397923af.pth.part"
+    part.write_bytes(server.vgg)
+    assert fetch_weights.main(["vgg16", "--dest", str(tmp_path)])[0].status == "downloaded"
+    assert ("/vgg16.pth", f"bytes={len(server.vgg)}-") in _Files.ranges
+    target = tmp_path / "vgg16-397923af.pth"
+    assert target.read_bytes() == server.vgg and not part.exists()
+    target.unlink()
+    part.write_bytes(b"x" * (len(server.vgg) + 1000))  # e.g. left by another version of the file
+    assert fetch_weights.main(["vgg16", "--dest", str(tmp_path)])[0].status == "downloaded"
+    assert target.read_bytes() == server.vgg and _leftovers(tmp_path) == []
+
+
+def test_a_bad_checksum_does_not_stop_the_other_files(server, tmp_path, capsys):
+    from models import fetch_weights
+
+    (tmp_path / "vgg16-397923af.pth").write_bytes(b"not vgg")  # present, another file
+    with pytest.raises(SystemExit) as exit_:
+        command.run(fetch_weights.main, ["vgg16", "fid_inception", "--dest", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert (tmp_path / f"other-{server.prefix}.pth").read_bytes() == server.other  # fetched after the refusal
+    assert exit_.value.code == 2 and "fid_inception" in out and "downloaded" in out
+    assert err.strip().splitlines()[-1].startswith("error: ") and "vgg16-397923af.pth (vgg16)" in err
 
 
 def test_fetch_refuses_a_file_with_another_checksum(server, tmp_path):
