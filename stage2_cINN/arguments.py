@@ -14,6 +14,7 @@ from typing import Any
 
 from data.formats import IMAGE_SUFFIXES, VIDEO_SUFFIXES, is_image, is_video_file, suffix_list
 from data.registry import DATASETS, all_textures, dataset_info, model_datasets
+from stage2_cINN.config import CONFIG_FILE
 from utils.choices import PRECISIONS
 from utils.command import add_gpu_argument, arg_type, existing_folder, positive_int
 from utils.config import yaml_load
@@ -22,7 +23,6 @@ from utils.paths import REPO_ROOT
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "config_stage2.yaml"  # a stage-2 model folder's config (stage2_cINN/config.py)
 DEMO_DIR = dataset_info("demo").model_dir().parent  # models/demo: the bundled model, trained on 'folder' data
 
 

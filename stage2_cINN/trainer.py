@@ -68,7 +68,7 @@ class CINNTrainer:
         self.opt = torch.optim.Adam(self.flow.parameters(), lr=tr["lr"], betas=(tr["beta1"], tr["beta2"]),
                                     weight_decay=tr["weight_decay"], amsgrad=tr["amsgrad"])
         self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=tr["step_size"], gamma=tr["gamma"])
-        self.finite = FiniteMonitor(self.device, "cINN", max_skips=tr["max_nonfinite"])
+        self.finite = FiniteMonitor(self.device, "cINN", max_skips=tr["max_nonfinite"], dist=self.ctx.dist)
         self.start_epoch, self.step, self.best = 0, 0, None
         self.train_loader, self.eval_loader = build_loaders(ctx)
         # the FVD of prior samples with the I3D the stage-1 run logged (its Training.FVD), as the original
@@ -124,8 +124,7 @@ class CINNTrainer:
             if logs is None:  # NaN/Inf: the update was skipped
                 continue
             self.step += 1
-            tracker.add(logs)
-            self.finite.add(logs, self.step)
+            tracker.add(logs)  # a finite loss (allow above) has finite terms: nothing more to watch
             if self.step % self.tr["verbose_idx"] == 0:
                 self.ctx.log.log_step({f"train/{k}": v for k, v in reduce_mean(logs, self.ctx.dist).items()}, self.step)
         self.finite.end_epoch(epoch)  # an epoch whose every step was skipped is an error

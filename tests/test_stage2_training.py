@@ -137,11 +137,20 @@ sys.path.insert(0, sys.argv[1])
 from tests.helpers import tiny_cinn_config
 from training.run import start_run_from_config
 from stage2_cINN.trainer import CINNTrainer
-cfg = tiny_cinn_config(sys.argv[2], sys.argv[3], save_path=sys.argv[5], bs=4, max_steps_per_epoch=2, seed=3)
+from utils.distributed import init_distributed
+init_distributed(torch.device("cpu"), timeout=60)  # a rank left waiting fails the test, not hangs it
+cfg = tiny_cinn_config(sys.argv[2], sys.argv[3], save_path=sys.argv[5], bs=4, max_steps_per_epoch=3, seed=3)
 cfg["Data"].update(dataset="bair", data_path=sys.argv[4])
 tr = CINNTrainer(start_run_from_config(cfg, -1, "config_stage2.yaml"))
 init = torch.cat([p.detach().reshape(-1).clone() for p in tr.flow.parameters()])
+targets, calls = tr.targets, []
+def poisoned(batch):  # step 2 of rank 0 only has a NaN loss: both ranks skip it
+    z, emb = targets(batch)
+    calls.append(1)
+    return (z * float("nan"), emb) if dist.get_rank() == 0 and len(calls) == 2 else (z, emb)
+tr.targets = poisoned
 tr.train_epoch(0)
+assert tr.step == 2 and tr.finite.total_skipped == 1, (tr.step, tr.finite.total_skipped)
 flat = torch.cat([p.detach().reshape(-1) for p in tr.flow.parameters()])
 out = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
 dist.all_gather(out, flat)
@@ -152,15 +161,15 @@ dist.destroy_process_group()
 
 
 def test_cinn_ddp_two_cpu_processes(frozen, tmp_path):
-    """Two gloo ranks, 4 clips each (a batch of 4: ActNorm's data-dependent init on 2 clips can be
-    degenerate and make the first loss non-finite)."""
+    """Two gloo ranks, batches of 4 (ActNorm's data-dependent init on 2 clips can be degenerate and make the first
+    loss non-finite); a NaN loss on one rank is skipped by both, which stay identical."""
     import os
     import subprocess
     import sys
 
     from tests.test_stage1_training import ROOT, _free_port
 
-    data = write_synthetic_dataset("bair", tmp_path / "data", n_videos=8, n_frames=18, size=32)
+    data = write_synthetic_dataset("bair", tmp_path / "data", n_videos=24, n_frames=18, size=32)  # 3 steps a rank
     script = tmp_path / "ddp.py"
     script.write_text(CINN_DDP_SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}

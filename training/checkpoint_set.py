@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".set.json"
 CHECKSUM = "blake2b"  # hashlib algorithm of the manifest's per-file checksums (fast; corruption, not tampering)
+_VERIFIED: set[tuple] = set()  # (file, size, mtime, checksum) whose bytes matched the manifest in this process
 _STAGED = re.compile(r"^\.(?P<name>.+)\.epoch(?P<epoch>\d+)\.staged$")
 
 
@@ -145,8 +146,14 @@ def verify(path: Path, final: Path, info: Mapping, manifest_file: Path, manifest
         logger.warning("%s: %s records no checksums (written before they were recorded): %s is used unverified",
                        final.parent, manifest_file.name, final.name)
         return
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, expected)
+    if key in _VERIFIED:  # read once per process, not at every lookup of the same unchanged file
+        return
     got = file_digest(path, CHECKSUM)
-    if got != expected:
+    if got == expected:
+        _VERIFIED.add(key)
+    else:
         staged = f" (read from its staged copy {path.name})" if path != final else ""
         raise ChecksumMismatchError(
             f"{final}{staged} is not the file written with epoch {manifest['epoch']}'s checkpoint set: its bytes "

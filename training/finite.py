@@ -9,8 +9,9 @@ reported NaN cINN losses on new data. Here:
   device (no host sync per step) until :meth:`check` reads it at logging steps and saves; elsewhere every
   step is checked at once;
 - with ``max_skips > 0`` (the cINN's ``Training.max_nonfinite``) a step whose loss is NaN/Inf is skipped
-  instead (:meth:`FiniteMonitor.allow`, before its update: one host sync per step), and ``max_skips`` skips in a
-  row, or an epoch whose every step was skipped (:meth:`FiniteMonitor.end_epoch`), stop the run;
+  instead (:meth:`FiniteMonitor.allow`, before its update: one host sync per step; under DDP every rank skips
+  when one rank's loss is NaN/Inf, as DDP's gradient all-reduce needs every rank's backward), and ``max_skips``
+  skips in a row, or an epoch whose every step was skipped (:meth:`FiniteMonitor.end_epoch`), stop the run;
 - NaN/Inf validation metrics stop it too (:meth:`FiniteMonitor.check_metrics`).
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Mapping
 
 import torch
 
+from utils.distributed import DistInfo, all_true
 from utils.errors import NonFiniteLossError
 
 logger = logging.getLogger(__name__)
@@ -31,12 +33,13 @@ _ADVICE = "Lower Training.lr, set Training.grad_clip, or check the data for NaN/
 class FiniteMonitor:
     """Watches a trainer's losses for NaN/Inf (see the module docstring)."""
 
-    def __init__(self, device: torch.device, what: str, max_skips: int = 0) -> None:
+    def __init__(self, device: torch.device, what: str, max_skips: int = 0, dist: DistInfo | None = None) -> None:
         if max_skips < 0:
             raise ValueError(f"max_skips must be >= 0, got {max_skips}")
         self.eager = torch.device(device).type != "cuda"
         self.what = what
         self.max_skips = int(max_skips)
+        self.dist = dist or DistInfo()  # the ranks that skip together
         self.consecutive = self.total_skipped = 0
         self._epoch_taken = self._epoch_skipped = 0
         self._names: tuple[str, ...] | None = None
@@ -50,15 +53,16 @@ class FiniteMonitor:
         if not self.max_skips:
             return True
         value = float(loss.detach().item()) if isinstance(loss, torch.Tensor) else float(loss)
-        if math.isfinite(value):
+        if all_true(math.isfinite(value), self.dist):
             self.consecutive = 0
             self._epoch_taken += 1
             return True
         self.consecutive += 1
         self.total_skipped += 1
         self._epoch_skipped += 1
-        logger.warning("non-finite %s loss (%s): skipping this step (%d in a row, %d skipped in total)",
-                       self.what, value, self.consecutive, self.total_skipped)
+        where = "" if not math.isfinite(value) else f" on another rank (this rank's: {value:.4g})"
+        logger.warning("non-finite %s loss%s: skipping this step (%d in a row, %d skipped in total)",
+                       self.what, where or f" ({value})", self.consecutive, self.total_skipped)
         if self.consecutive >= self.max_skips:
             raise NonFiniteLossError(
                 f"the {self.what} loss was non-finite ({value}) for {self.consecutive} consecutive steps "

@@ -74,6 +74,15 @@ def reduce_mean(logs: Mapping[str, torch.Tensor | float], info: DistInfo) -> dic
     return dict(zip(keys, vals.tolist()))
 
 
+def all_true(flag: bool, info: DistInfo) -> bool:
+    """Whether ``flag`` holds on every rank (one all_reduce; ``flag`` itself without DDP)."""
+    if not info.enabled:
+        return bool(flag)
+    value = torch.tensor(float(bool(flag)), device=collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
 def collective_device() -> torch.device:
     """Where the tensors of a collective must live: the current CUDA device for nccl, else the CPU (gloo)."""
     if dist.get_backend() == "nccl":
