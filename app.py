@@ -39,7 +39,7 @@ from data.registry import DATASETS, dataset_info  # noqa: E402
 from data.videos import list_videos  # noqa: E402
 from generate_samples import generate, write_results  # noqa: E402
 from generate_transfer import load_query  # noqa: E402
-from stage2_cINN.arguments import add_precision_argument, is_demo_model  # noqa: E402
+from stage2_cINN.arguments import add_precision_argument, dataset_of_model, is_demo_model  # noqa: E402
 from stage2_cINN.modules.control import POS_MAX, POS_MIN  # noqa: E402
 from stage2_cINN.pipeline import load_model  # noqa: E402
 from utils.command import add_gpu_argument, existing_folder, parser, run  # noqa: E402
@@ -89,18 +89,13 @@ def _whole(value, name: str, lo: int, hi: int) -> int:
     return int(v)
 
 
-def sample_dirs(pipe, model_dir: Path, images: Path | None = None) -> tuple[Path, Path]:
+def sample_dirs(model_dir: Path, images: Path | None = None) -> tuple[Path, Path]:
     """Sample start frames and query clips of the model's dataset (``Data.dataset``; the demo model and
     self-made ``folder`` datasets use the demo frames; datasets without clips use landscape's)."""
-    data = pipe.config["Data"]
-    is_demo = is_demo_model(model_dir)
-    try:
-        info = dataset_info(data.get("dataset", ""))
-    except ValueError:
-        info = None
-    if is_demo or info is None or not info.has_models:
-        info = DATASETS["demo"]
-    texture = data.get("texture") if info.textures else None
+    dataset, texture = dataset_of_model(model_dir)
+    info = DATASETS.get(dataset or "")
+    if info is None or not info.has_models:
+        info, texture = DATASETS["demo"], None
     clips = info.clip_dir(texture)
     return (Path(images) if images else info.image_dir(texture),
             clips if clips.is_dir() else DATASETS["landscape"].clip_dir())
@@ -394,7 +389,7 @@ def main(argv: Sequence[str] | None = None, block: bool = True) -> tuple[gr.Bloc
     device = get_device(args.gpu)
     pipe = load_model(model_dir, device, args.precision)
     name = model_dir.resolve()
-    app = DemoApp(pipe, *sample_dirs(pipe, model_dir, args.images),
+    app = DemoApp(pipe, *sample_dirs(model_dir, args.images),
                   model_name=str(name.relative_to(REPO_ROOT) if name.is_relative_to(REPO_ROOT) else name),
                   demo=is_demo_model(model_dir))
     ui = build_ui(app)

@@ -165,22 +165,32 @@ def backbone_weights(backbones: Backbones, metrics: Iterable[str]) -> dict[str, 
     return {m: dict(backbones.weights.get(METRIC_BACKBONES[m], CALLER_WEIGHTS)) for m in metrics}
 
 
-def check_weights_files(metrics: Iterable[str], i3d: str = "hassony2", dtfvd_frames: Iterable[int] = (16,),
-                        weights_dir: str | Path | None = None, provided: Backbones | None = None,
-                        allow_random: bool | None = None) -> None:
-    """Check, without loading anything, that the weights file of every metric in ``metrics`` exists (DTFVD: one
-    of the DTDB I3Ds of ``dtfvd_frames`` when its length is not known yet); every missing file is named in one
-    :class:`MissingFileError` (the message of :func:`load_backbones_or_exit`). For checks before any video is
-    read."""
+def absent_weights(metrics: Iterable[str], i3d: str = "hassony2", dtfvd_frames: Iterable[int] = (16,),
+                   weights_dir: str | Path | None = None, provided: Backbones | None = None,
+                   allow_random: bool | None = None) -> dict[str, list[str]]:
+    """``{backbone field: its weights names}`` for each network of ``metrics`` none of whose weights files is in its
+    place (DTFVD: one DTDB I3D of ``dtfvd_frames`` suffices); nothing is loaded. Networks in ``provided`` need no
+    file, FID/LPIPS/VGG none where random backbones are allowed (tests), as :func:`load_backbones` allows."""
     allow_random = random_backbones_allowed() if allow_random is None else allow_random
-    errors: list[str] = []
+    absent = {}
     for field in dict.fromkeys(METRIC_BACKBONES[m] for m in metrics):
         if (provided is not None and getattr(provided, field) is not None) or (
                 allow_random and field not in ("fvd", "dtfvd")):
             continue
         names = [weights_name(field, i3d, n) for n in (dtfvd_frames if field == "dtfvd" else (16,))]
-        if any(default_weights_path(name, weights_dir).is_file() for name in names):
-            continue
+        if not any(default_weights_path(name, weights_dir).is_file() for name in names):
+            absent[field] = names
+    return absent
+
+
+def check_weights_files(metrics: Iterable[str], i3d: str = "hassony2", dtfvd_frames: Iterable[int] = (16,),
+                        weights_dir: str | Path | None = None, provided: Backbones | None = None,
+                        allow_random: bool | None = None) -> None:
+    """Check, without loading anything, that the weights file of every metric in ``metrics`` exists
+    (:func:`absent_weights`); every missing file is named in one :class:`MissingFileError` (the message of
+    :func:`load_backbones_or_exit`). For checks before any video is read."""
+    errors: list[str] = []
+    for names in absent_weights(metrics, i3d, dtfvd_frames, weights_dir, provided, allow_random).values():
         for name in names:
             try:
                 weights_path(name, weights_dir=weights_dir)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.frame_io import FrameReadError
-from data.videos import VideoFileError, first_frame, list_videos, read_video
+from data.videos import VideoFileError, first_frame, list_videos, read_video, video_length
 from evaluation.arguments import add_scale_arguments, check_lengths, check_outputs, check_scale_args
 from evaluation.backbones import (
     I3D_KINDS,
@@ -60,8 +60,8 @@ def read_videos(paths: Sequence[Path], size: tuple[int, int] | None, desc: str,
     the first ones are decoded."""
     videos, resized = [], 0
     for path in tqdm(paths, desc=f"reading {desc}", leave=False, disable=not progress):
-        try:
-            video = read_video(path, frames)
+        try:  # a video shorter than ``frames`` is read whole: the length check names it, on every rank alike
+            video = read_video(path, frames if frames is None or video_length(path) >= frames else None)
         except VideoFileError:  # names the file
             raise
         except (FileNotFoundError, OSError, ValueError) as exc:

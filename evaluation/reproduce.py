@@ -83,13 +83,18 @@ def evaluations(item: Item, args: argparse.Namespace) -> list[tuple[str, list[st
 
 
 def run_item(item: Item, args: argparse.Namespace, backbones: Backbones) -> dict[str, dict[str, Any] | None]:
-    """The result payloads (rank 0; None elsewhere) of the evaluations of ``item``, by kind."""
+    """The result payloads (rank 0; None elsewhere) of the evaluations of ``item`` that finished, by kind; one that
+    fails (e.g. an unreadable clip) is logged and noted in ``item.missing``, the others still run."""
     runs = {}
     for kind, argv in evaluations(item, args):
         logger.info("reproduce_paper: %s, %s", item.label, kind)
         eval_args = _eval_parser("diversity" if kind == "diversity" else "synthesis").parse_args(argv)
         evaluate = evaluate_diversity if kind == "diversity" else evaluate_synthesis
-        runs[kind] = evaluate(eval_args, backbones)
+        try:
+            runs[kind] = evaluate(eval_args, backbones)
+        except I2VError as exc:
+            logger.error("reproduce_paper: %s, %s failed: %s", item.label, kind, exc)
+            item.missing.append(f"failed ({kind}): {exc}")
     return runs
 
 
@@ -108,12 +113,10 @@ def reproduce(args: argparse.Namespace, backbones: Backbones | None = None) -> d
     backbones = load_backbones_or_exit(args.metrics, device, i3d=args.i3d, dtfvd_frames=dt_frames,
                                        provided=backbones, weights_dir=args.weights_dir)
     results = []
-    for item in ready:
-        try:
-            results.append((item, run_item(item, args, backbones)))
-        except I2VError as exc:  # e.g. an unreadable clip: the other datasets still get their tables
-            logger.error("reproduce_paper: %s failed: %s", item.label, exc)
-            item.missing.append(f"failed: {exc}")
+    for item in ready:  # a failed evaluation costs only its own rows: the others keep their tables
+        runs = run_item(item, args, backbones)
+        if runs:
+            results.append((item, runs))
     if not results:
         raise I2VError("every evaluation failed (the errors are above)")
     if not info.is_main:

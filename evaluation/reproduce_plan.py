@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from data.dataset import get_dataset
 from data.registry import dataset_info
-from evaluation.backbones import Backbones, random_backbones_allowed, weights_name
+from evaluation.backbones import Backbones, absent_weights
 from evaluation.runner import evaluation_data_config
 from metrics.protocol import ProtocolError, dtfvd_network_frames, used_count
 from metrics.scoring import FRECHET_METRICS, METRIC_BACKBONES
@@ -88,7 +88,11 @@ def _check_model(item: Item) -> Mapping[str, Any] | None:
     except I2VError as exc:
         item.missing.append(f"model: {exc}")
         return None
-    files = model_files(config, item.model_dir)
+    try:
+        files = model_files(config, item.model_dir)
+    except I2VError as exc:  # e.g. a weights file whose checksum differs from its run's record: this model only
+        item.missing.append(f"model: {exc}")
+        return None
     item.missing += [f"model: {m} not found" for m in files.missing]
     if (config.get("Training") or {}).get("control"):
         item.missing.append(f"model: {item.model_dir} is an end-effector control model; the paper's tables are of "
@@ -147,19 +151,14 @@ def _check_data(item: Item, config: Mapping[str, Any] | None, args: argparse.Nam
 
 def missing_weights(metrics: Sequence[str], i3d: str, weights_dir: str | Path | None,
                     provided: Backbones | None = None) -> list[str]:
-    """The metric weights files that the requested metrics need and that are absent (with where to get them);
-    backbones in ``provided`` need none. FID/LPIPS/VGG files may be absent only where random backbones are
-    allowed (tests), as :func:`evaluation.backbones.load_backbones` allows."""
+    """The metric weights files that the requested metrics need and that are absent (with where to get them)
+    (:func:`evaluation.backbones.absent_weights`)."""
     dt_frames = dtfvd_network_frames("paper", SEQ_LENGTH, SEQ_LENGTH)
     out = []
-    for field in dict.fromkeys(METRIC_BACKBONES[m] for m in metrics):
-        if provided is not None and getattr(provided, field) is not None:
-            continue
-        name = weights_name(field, i3d, dt_frames)
-        path = default_weights_path(name, weights_dir)
-        if not path.is_file() and (field in ("fvd", "dtfvd") or not random_backbones_allowed()):
-            users = ", ".join(m for m in metrics if METRIC_BACKBONES[m] == field)
-            out.append(f"metric weights ({users}): {path} (from {WEIGHTS[name].source})")
+    for field, names in absent_weights(metrics, i3d, (dt_frames,), weights_dir, provided).items():
+        users = ", ".join(m for m in metrics if METRIC_BACKBONES[m] == field)
+        out.append(f"metric weights ({users}): {default_weights_path(names[0], weights_dir)} "
+                   f"(from {WEIGHTS[names[0]].source})")
     return out
 
 

@@ -199,7 +199,7 @@ def test_the_page_says_which_model_runs_and_what_each_button_does(served):
 def test_endpoint_tab_on_a_control_model(tmp_path):
     tiny = write_tiny_model(tmp_path / "control", control=True, seed=3)
     pipe = load_model(tiny["dirs"]["stage2"])
-    app = app_mod.DemoApp(pipe, *app_mod.sample_dirs(pipe, tiny["dirs"]["stage2"]))
+    app = app_mod.DemoApp(pipe, *app_mod.sample_dirs(tiny["dirs"]["stage2"]))
     assert app.image_dir == (ROOT / "assets/GT_samples/bair").resolve()  # the config's Data.dataset
     names = {fn.api_name for fn in app_mod.build_ui(app).fns.values()}
     assert "endpoint" in names and "sample" not in names

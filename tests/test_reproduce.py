@@ -12,6 +12,7 @@ import torch
 import yaml
 
 import reproduce_paper
+from data.frame_io import FrameReadError
 from data.synthetic import write_synthetic_dataset
 from evaluation import paper_numbers
 from evaluation.backbones import Backbones
@@ -116,7 +117,7 @@ def load_once(monkeypatch):
 
 
 @pytest.mark.usefixtures("load_once")
-def test_reproduce_end_to_end(setup, capsys):
+def test_reproduce_end_to_end(setup, capsys, monkeypatch):
     result, out = _run(setup, "one", capsys)
     # skipped before any work, with what is missing
     plan = out.split("synthesis quality: bair")[0]  # printed before the first evaluation's table
@@ -172,6 +173,18 @@ def test_reproduce_end_to_end(setup, capsys):
     assert "1 of 1 dataset(s) will be evaluated" in out_again
     assert [line for line in _table_lines(out_again) if line.startswith("| FVD")] == [fvd_line]
     assert again["datasets"][0]["rows"] == [rows["FVD", "paper"]]
+
+    # an evaluation that fails costs only its own rows
+    import evaluation.reproduce
+
+    def unreadable(*args, **kwargs):
+        raise FrameReadError("cannot read video x.mp4: corrupt")
+
+    monkeypatch.setattr(evaluation.reproduce, "evaluate_diversity", unreadable)
+    part, _ = _run(setup, "three", capsys, "-datasets", "BAIR", "-metrics", "fvd", "vgg", "-fitvid_trials", "0")
+    assert part["datasets"][0]["rows"] == [rows["FVD", "paper"]]
+    assert part["skipped"] == [{"dataset": "bair", "texture": None,
+                                "missing": ["failed (diversity): cannot read video x.mp4: corrupt"]}]
 
 
 def test_nothing_present_is_one_error_naming_what_is_missing(setup, tmp_path):
