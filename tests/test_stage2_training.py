@@ -198,7 +198,8 @@ def test_ae_training_step_decodes_the_posterior_mode(bair, tmp_path, monkeypatch
     assert logs["train/disc_factor"] == 0 and logs["train/d_weight"] > 0
 
 
-def test_cinn_sample_fvd_uses_the_stage1_runs_fvd_kind(bair, frozen, tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("kind, needle", [("FVD", "model_rgb.pth"), ("DTFVD", "I3D_16.pth.tar"), ("none", None)])
+def test_cinn_sample_fvd_uses_the_stage1_runs_fvd_kind(kind, needle, bair, frozen, tmp_path, monkeypatch, caplog):
     """The cINN's per-epoch FVD of prior samples uses the I3D of the stage-1 run's ``Training.FVD`` (the cINN
     config has no such key: reading it there was a KeyError); without weights it is off, with a warning."""
     import shutil
@@ -209,10 +210,14 @@ def test_cinn_sample_fvd_uses_the_stage1_runs_fvd_kind(bair, frozen, tmp_path, m
 
     root = shutil.copytree(frozen["dirs"]["stage1"].parent, tmp_path / "model")
     cfg1 = yaml.safe_load((root / "stage1" / "config_stage1.yaml").read_text())
-    cfg1["Training"]["FVD"] = "FVD"  # the stage-1 run logged the (P)FVD of the Kinetics I3D
+    cfg1["Training"]["FVD"] = kind  # the stage-1 run logged the (P)FVD of the Kinetics I3D, the DTFVD, or none
     (root / "stage1" / "config_stage1.yaml").write_text(yaml.safe_dump(cfg1))
     monkeypatch.setattr(weights, "MODELS_DIR", tmp_path / "no_models")
     with caplog.at_level("WARNING"):
         trainer = _cinn(bair, {"dirs": {"stage1": root / "stage1", "ae": root / "stage2_AE"}}, tmp_path / "run",
                         n_epochs=1, fvd_samples=True)
-    assert trainer.fvd is None and "per-epoch FVD disabled" in caplog.text and "model_rgb.pth" in caplog.text
+    assert trainer.fvd is None
+    if needle is None:  # off by the stage-1 config: nothing to warn about
+        assert "per-epoch" not in caplog.text
+    else:  # the weights of that network are missing
+        assert f"per-epoch {kind} disabled" in caplog.text and needle in caplog.text
