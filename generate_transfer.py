@@ -1,7 +1,7 @@
 """Transfer motion between videos: ``python generate_transfer.py -dataset landscape -gpu 0``.
 
 Each video in ``assets/GT_samples/<dataset>/transfer/`` (or ``-videos``: a video file or a folder of them) is a query
-(a folder of frames or a .mp4/.webm/.mov/.avi/.mkv/.gif file; only its first frames are decoded). Its motion,
+(a folder of frames or a .mp4/.webm/.mov/.avi/.mkv/.m4v/.gif file; only its first frames are decoded). Its motion,
 encoded by stage 1 from the posterior mean and mapped to the residual space by the cINN, is put on the start frames
 of the other query videos (or of ``-images``: an image, a video or a folder of them). The first ``-query_frames``
 frames of a query are read: frame 0 is its start frame, frames 1-16 are encoded (17, the default) or frames 1-15

@@ -3,7 +3,7 @@ frames from files beats seeking in videos; see benchmarks/README.md):
 
     python -m data.prepare_videos --src DIR --out ROOT [--size 128] [--fps 10] [--split 0.8 0.1 0.1] [--workers 4]
 
-Every video file below ``--src`` (.mp4, .webm, .mov, .avi, .mkv, .gif; sub-folders too) becomes
+Every video file below ``--src`` (.mp4, .webm, .mov, .avi, .mkv, .m4v, .gif; sub-folders too) becomes
 ``ROOT/{train,eval,test}/<name>/frame<k>.jpg``, ``<name>`` being its path below ``--src`` without the suffix
 (``a/b.mp4`` -> ``a_b``). ``--size`` resizes the shorter side (keeping the aspect ratio), ``--fps`` keeps the first
 frame at or after every 1/fps seconds (never more frames than the video has), ``--split`` gives the fractions of

@@ -178,7 +178,7 @@ DTDB = DatasetInfo("DTDB", Layout(
 FOLDER = DatasetInfo("folder", Layout(
     name="folder",
     tree=("<root>/{train,eval,test}/<video>/<frames> (frames in natural name order) or "
-          "<root>/{train,eval,test}/<video>.mp4|.webm|.mov|.avi|.mkv|.gif, or <root>/<video>/<frames> and "
+          "<root>/{train,eval,test}/<video>.mp4|.webm|.mov|.avi|.mkv|.m4v|.gif, or <root>/<video>/<frames> and "
           "<root>/<video>.mp4 to use the same videos for every mode; python -m data.prepare_videos converts a "
           "folder of video files into frame folders"),
     split_folders={"train": "train", "eval": "eval", "test": "test"},

@@ -1,4 +1,4 @@
-"""Videos as data: video files (.mp4/.webm/.mov/.avi/.mkv/.gif, :data:`data.formats.VIDEO_SUFFIXES`) and folders
+"""Videos as data: video files (.mp4/.webm/.mov/.avi/.mkv/.m4v/.gif, :data:`data.formats.VIDEO_SUFFIXES`) and folders
 of frames, for every reader: the ``folder`` dataset's clips, transfer queries, start frames, ``metrics.compare``,
 ``python -m data.check`` and ``python -m data.prepare_videos``.
 

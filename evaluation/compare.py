@@ -3,7 +3,7 @@
 ``python -m metrics.compare --real DIR --fake DIR [--fvd] [--fid] [--lpips] [--dtfvd] [--gpu G] [--bs B] [--out JSON]``
 (several GPUs: ``torchrun --nproc_per_node 4 -m metrics.compare --gpu 0,1,2,3 ...``; each rank reads its share)
 
-Each video in a folder is a sub-folder of frames or a video file (.mp4, .webm, .mov, .avi, .mkv, .gif;
+Each video in a folder is a sub-folder of frames or a video file (.mp4, .webm, .mov, .avi, .mkv, .m4v, .gif;
 :func:`data.videos.read_video`), taken in natural name order. All videos are resized (bilinear, antialiased) to a
 common size (``--size``, else the size of the first real video) and cut to ``--frames`` frames, else to the shortest
 length among all of them (with a logged notice). Only the metrics asked for constrain that length: FVD needs at
