@@ -8,6 +8,7 @@ CPU by faking what it needs (an enabled GradScaler on the CPU, FiniteMonitor's l
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -25,12 +26,32 @@ PSNR_FLOOR_DB = {"bf16": 45.0, "fp16": 45.0}  # as tests/test_precision.py (bf16
 pytestmark = pytest.mark.usefixtures("single_thread")  # the CPU tests' small tensors: one intra-op thread
 
 
+@contextlib.contextmanager
+def no_tf32():
+    """float32 convolutions and matmuls on CUDA without TF32 (PyTorch's default lets cuDNN use it); the flags are
+    restored after. (Not monkeypatch: ``torch.backends.cuda.matmul`` serves ``allow_tf32`` through ``__getattr__``,
+    so monkeypatch's undo fails in teardown.)"""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+
+
 @pytest.fixture
-def exact_fp32(monkeypatch):
-    """float32 convolutions and matmuls on CUDA without TF32 (PyTorch's default lets cuDNN use it), for
-    comparisons with the CPU."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+def exact_fp32():
+    """:func:`no_tf32` for a test: comparisons with the CPU."""
+    with no_tf32():
+        yield
+
+
+def test_no_tf32_sets_and_restores_the_flags():
+    """Runs on the CPU too: the fixture of the CUDA comparisons sets up and tears down cleanly."""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with no_tf32():
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
 
 
 @pytest.fixture(scope="module")
