@@ -221,6 +221,13 @@ def test_load_model_verifies_the_checksums_a_run_recorded(tmp_path):
     write_set(stage1, "best_PFVD", {"best_PFVD_GEN.pth": gen}, 0)
     assert json.loads((stage2 / "cINN.set.json").read_text())["files"]["cINN.pth"]["blake2b"]
     load_model(stage2)
+    import training.checkpoint_set as sets
+
+    digests, digest = [], sets.file_digest
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sets, "file_digest", lambda *a: digests.append(a) or digest(*a))
+        load_model(stage2)
+    assert digests == []  # unchanged files are verified once per process
     biggest = max(flow["state_dict"].values(), key=lambda t: t.numel())
     _zero_64_bytes_of(stage2 / "cINN.pth", biggest)
     with pytest.raises(ChecksumMismatchError, match=r"stage2/cINN.pth is not the file written with epoch 3.*delete "

@@ -194,6 +194,25 @@ def test_nothing_present_is_one_error_naming_what_is_missing(setup, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_corrupt_model_is_listed_not_an_abort(setup, monkeypatch):
+    """A weights file whose checksum differs from its run's record skips that dataset; the others are planned."""
+    from evaluation import reproduce_plan
+    from utils.errors import ChecksumMismatchError
+
+    model_files = reproduce_plan.model_files
+
+    def corrupt_bair(config, folder):
+        if folder.parent.name == "bair":
+            raise ChecksumMismatchError(f"{folder / 'cINN.pth'} is not the file written with epoch 3's set")
+        return model_files(config, folder)
+
+    monkeypatch.setattr(reproduce_plan, "model_files", corrupt_bair)
+    args = reproduce_paper.parse_args(setup["base"] + ["-datasets", "BAIR", "landscape"])
+    bair, landscape = reproduce_plan.check_items(args, setup["backbones"])
+    assert bair.missing == [f"model: {bair.model_dir / 'cINN.pth'} is not the file written with epoch 3's set"]
+    assert landscape.missing == []
+
+
 def test_difference_in_standard_deviations_is_defined_only_with_a_spread():
     assert Row("FVD", "paper", 100.0, "", 104.0, 2.0, (102.0, 106.0)).difference == pytest.approx(2.0)
     assert Row("FVD", "paper", 100.0, "", 104.0, 0.0, (104.0,)).cells()[-1] == "n/a: 1 trial"
