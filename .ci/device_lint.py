@@ -4,7 +4,7 @@ Rules (what fails on a GPU, or slows it, and the CPU never shows):
 
 - ``factory``: a tensor factory (``torch.zeros``, ``torch.tensor``, ...) without ``device=``, outside data
   loading (``data/``: its tensors are made on the CPU and moved by the loops);
-- ``cuda``: ``.cuda()`` (devices come from ``utils.device.get_device``);
+- ``cuda``: a call of a tensor's or module's ``cuda`` method (devices come from ``utils.device.get_device``);
 - ``host-copy``: ``.numpy()`` / ``.tolist()`` of a value not moved with ``.cpu()`` first;
 - ``sync``: ``.item()``, ``float(x)``, ``int(x)``, ``bool(x)`` and the project's syncing helpers
   (``reduce_mean``, ``FiniteMonitor.allow``/``check``) in a trainer's per-step code (``train_step``, and the loops
